@@ -1,0 +1,219 @@
+"""Command line: each command parses, calls one public function, prints one line per file."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from . import codec, container, zoo
+from .image import ImageError, format_for, image_bytes, read_image, read_input, write_atomic
+
+DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu",
+                      show_default=True, help="Where the float transforms run.")
+FORCE = click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
+MODEL = click.option("--model", default=None, help="Model name from weights/manifest.json or a .pt file "
+                     "(default: the manifest's default; decode reads it from the file).")
+
+
+class Failure(Exception):
+    pass
+
+
+def one_line_errors(fn):
+    """Turn expected failures into 'aecompress: error: ...' and exit status 1, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Failure:
+            sys.exit(1)
+        except (ValueError, OSError, LookupError) as e:
+            click.echo(f"aecompress: error: {e}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("aecompress: interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def _notice(message: str) -> None:
+    click.echo(f"aecompress: note: {message}", err=True)
+
+
+def _output_path(src: str, out: str | None, suffix: str) -> str:
+    if out:
+        return out
+    if src == "-":
+        return "-"
+    return str(Path(src).with_suffix(suffix))
+
+
+def _emit(path: str, data: bytes, force: bool) -> None:
+    if path == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        write_atomic(Path(path), data, force)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def _for_each(files, action) -> None:
+    """Run action on every file; report each failure on one line, fail at the end if any did."""
+    failed = 0
+    for f in files:
+        try:
+            action(f)
+        except (ValueError, OSError, LookupError) as e:
+            click.echo(f"aecompress: error: {e}", err=True)
+            failed += 1
+    if failed:
+        raise Failure()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="aecompress")
+def main() -> None:
+    """aecompress: a learned image codec.
+
+    \b
+      aecompress encode photo.png -q 75          # -> photo.aec
+      aecompress decode photo.aec -o back.png    # -> PNG (or by extension)
+      aecompress info photo.aec
+    """
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", help="Output file ('-' for stdout). Default: input name with .aec.")
+@click.option("-q", "--quality", type=click.FloatRange(1, 100), default=75, show_default=True,
+              help="1..100, higher is better; continuous (e.g. 62.5).")
+@click.option("--verify", is_flag=True, help="Decode the result again and print its PSNR.")
+@MODEL
+@DEVICE
+@FORCE
+@one_line_errors
+def encode(inputs, output, quality, verify, model, device, force):
+    """Compress images (PNG, JPEG, WebP, TIFF, BMP, ...) into .aec files."""
+    if output and len(inputs) > 1:
+        raise click.UsageError("-o takes one input; give one file or none")
+    m = zoo.load(model)
+
+    def one(src: str) -> None:
+        dst = _output_path(src, output, ".aec")
+        if dst != "-" and Path(dst).exists() and not force:
+            raise FileExistsError(f"{dst} exists (use -f to overwrite)")
+        start = time.perf_counter()
+        image = read_image(read_input(src), src, notice=_notice)
+        data = codec.encode(image, quality, model=m, device=device)
+        seconds = time.perf_counter() - start
+        line = (f"{src} -> {dst}: {len(data)} bytes, {len(data) * 8 / (image.width * image.height):.4f} bpp, "
+                f"q {quality:g}, {seconds:.2f} s")
+        if verify:
+            back = np.asarray(codec.decode(data, model=m, device=device).convert(image.mode if image.mode in ("L", "RGB") else "RGB"))
+            ref = np.asarray(image.convert(image.mode if image.mode in ("L", "RGB") else "RGB"))
+            line += f", PSNR {_psnr(ref, back):.2f} dB"
+        _emit(dst, data, force)
+        click.echo(line, err=dst == "-")
+
+    _for_each(inputs, one)
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", help="Output image ('-' for stdout, PNG); the format follows the extension.")
+@MODEL
+@DEVICE
+@FORCE
+@one_line_errors
+def decode(inputs, output, model, device, force):
+    """Decompress .aec files into images (PNG by default)."""
+    if output and len(inputs) > 1:
+        raise click.UsageError("-o takes one input; give one file or none")
+
+    def one(src: str) -> None:
+        dst = _output_path(src, output, ".png")
+        if dst != "-" and Path(dst).exists() and not force:
+            raise FileExistsError(f"{dst} exists (use -f to overwrite)")
+        start = time.perf_counter()
+        try:
+            image = codec.decode(read_input(src), model=model, device=device)
+        except codec.DecodeError as e:
+            raise ValueError(f"{src}: {e}") from None
+        data = image_bytes(image, format_for(dst))
+        _emit(dst, data, force)
+        click.echo(f"{src} -> {dst}: {image.width}x{image.height} {image.mode}, "
+                   f"{time.perf_counter() - start:.2f} s", err=dst == "-")
+
+    _for_each(inputs, one)
+
+
+@main.command()
+@click.argument("file")
+@click.option("--json", "as_json", is_flag=True, help="Print the fields as JSON.")
+@one_line_errors
+def info(file, as_json):
+    """Show the header of an .aec file."""
+    data = read_input(file)
+    try:
+        f = container.unpack(data)
+    except container.FormatError as e:
+        raise ValueError(f"{file}: {e}") from None
+    h = f.header
+    fields = {
+        "file": file, "bytes": len(data), "width": h.width, "height": h.height, "mode": h.mode,
+        "quality": h.quality, "model": h.model, "model_hash": h.model_hash.hex(),
+        "bpp": round(len(data) * 8 / (h.width * h.height), 5),
+        "sections": {container.SECTION_NAMES.get(t, str(t)): len(p) for t, p in f.sections.items()},
+    }
+    if as_json:
+        click.echo(json.dumps(fields, indent=1))
+    else:
+        sections = ", ".join(f"{k} {v} B" for k, v in fields["sections"].items())
+        click.echo(f"{file}: {h.width}x{h.height} {h.mode}, q {h.quality:g}, {len(data)} bytes "
+                   f"({fields['bpp']} bpp), model {h.model} ({fields['model_hash']}), sections: {sections}")
+
+
+@main.command()
+@click.option("--data", default="../shared/data/train", show_default=True, help="Folder of training images.")
+@click.option("--out", default="runs/main", show_default=True, help="Run folder (checkpoint, logs).")
+@click.option("--steps", type=int, help="Total optimizer steps.")
+@click.option("--batch", type=int, help="Crops per step (per process under torchrun).")
+@click.option("--crop", type=int, help="Crop size in pixels.")
+@click.option("--lr", type=float, help="Peak learning rate.")
+@click.option("--channels", type=(int, int), help="N M: widths of the transforms and of y.")
+@click.option("--eval-dir", help="Folder evaluated every --eval-every steps.")
+@click.option("--eval-every", type=int, help="Steps between evaluations (0: never).")
+@click.option("--smoke", is_flag=True, help="A tiny model for a few steps: checks the setup in seconds.")
+@click.option("--fresh", is_flag=True, help="Ignore an existing checkpoint in --out.")
+@click.option("--export", "export_name", help="After training, write weights/<NAME>.pt and list it.")
+@one_line_errors
+def train(data, out, steps, batch, crop, lr, channels, eval_dir, eval_every, smoke, fresh, export_name):
+    """Train a model (resumes from OUT/checkpoint.pt). Runs under torchrun for several processes."""
+    from dataclasses import replace
+
+    from . import train as training
+    from .model import ModelConfig
+
+    cfg = training.TrainConfig.smoke() if smoke else training.TrainConfig()
+    overrides = {"data": data, "out": out, "steps": steps, "batch": batch, "crop": crop, "lr": lr,
+                 "eval_dir": eval_dir, "eval_every": eval_every}
+    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    if channels:
+        cfg = replace(cfg, model=ModelConfig(**{**cfg.model.to_dict(), "N": channels[0], "M": channels[1]}))
+    net = training.train(cfg, resume=not fresh)
+    if export_name:
+        path = zoo.WEIGHTS_DIR / f"{export_name}.pt"
+        sha = zoo.export(net, path, export_name, {"train_config": str(cfg)})
+        click.echo(f"exported {path} (sha256 {sha[:12]}...)")

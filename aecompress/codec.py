@@ -1,0 +1,192 @@
+"""encode / decode: the only place where image, model, coder and container meet.
+
+    pixels --pad--> g_a --gain--> y', h_a --> z_hat --coder--> z stream
+    z_hat --h_s (exact integers)--> index, mean --> round(y' - mean) --coder--> y stream
+    streams + header --container--> .aec
+
+Decoding runs the same integer steps in reverse order, then g_s on any device.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import coder, container, intnet, zoo
+from .container import ALPHA, ICC, Y_STREAM, Z_STREAM, FormatError
+from .entropy import Tables
+
+PAD = 16  # g_a downsamples by 16; h_a's output is cropped to what h_s needs
+
+
+class DecodeError(ValueError):
+    """The data cannot be decoded (damaged file, missing model, ...)."""
+
+
+@dataclass(frozen=True)
+class Latents:
+    """The integer content of a file: z symbols, y symbols and what h_s derived from z."""
+
+    z_hat: np.ndarray  # int64 (N, hz, wz)
+    y_symbols: np.ndarray  # int64 (M, hy, wy): round(y' - mean)
+    index: np.ndarray  # int64 (M, hy, wy): scale table of each y symbol
+    mean_int: np.ndarray  # int64 (M, hy, wy): mean = mean_int * MEAN_SCALE
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available")
+    return torch.device(device)
+
+
+def _z_table_ids(z_shape: tuple[int, ...]) -> np.ndarray:
+    return np.broadcast_to(np.arange(z_shape[0])[:, None, None], z_shape)
+
+
+def _latent_sizes(width: int, height: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    hy, wy = -(-height // PAD), -(-width // PAD)
+    return (hy, wy), (-(-hy // 4), -(-wy // 4))
+
+
+def information_bits(symbols: np.ndarray, table_ids: np.ndarray, tables: Tables) -> float:
+    """Ideal code length of symbols under the integer tables (escapes: 32 raw bits more)."""
+    ids, s = table_ids.ravel(), symbols.ravel()
+    index = s - tables.offset[ids]
+    length = tables.length[ids]
+    escaped = (index < 0) | (index > length - 2)
+    index = np.where(escaped, length - 1, index)
+    p = tables.counts[ids, index] / float(tables.counts[0].sum())
+    return float(-np.log2(p).sum() + 32 * escaped.sum())
+
+
+def to_pixels(image: Image.Image | np.ndarray) -> tuple[np.ndarray, str, np.ndarray | None]:
+    """Any PIL image or uint8 array -> (RGB uint8 HxWx3, mode to restore, alpha or None)."""
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise ValueError("pixel arrays must be uint8")
+        image = Image.fromarray(image)
+    mode = image.mode
+    alpha = None
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        alpha = np.asarray(rgba)[..., 3]
+        gray = mode == "LA"
+        rgb = np.asarray(rgba.convert("L").convert("RGB") if gray else rgba.convert("RGB"))
+        return rgb, "LA" if gray else "RGBA", alpha
+    if mode in ("L", "1", "I;16", "I", "F"):
+        return np.asarray(image.convert("L").convert("RGB")), "L", None
+    return np.asarray(image.convert("RGB")), "RGB", None
+
+
+def analyze(model: zoo.CodingModel, rgb: np.ndarray, quality: float, device: torch.device) -> Latents:
+    h, w = rgb.shape[:2]
+    (hy, wy), _ = _latent_sizes(w, h)
+    x = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float().div_(255)
+    x = F.pad(x, (0, wy * PAD - w, 0, hy * PAD - h), mode="replicate").to(device)
+    net = model.net.to(device)
+    y, z_hat = net.analyze(x, quality)
+    index, mean_int = intnet.run_exact(model.h_s, z_hat, (hy, wy), model.config.levels)
+    mean = torch.from_numpy(mean_int * intnet.MEAN_SCALE).float().to(device)
+    y_symbols = torch.round(y[0] - mean).cpu().numpy().astype(np.int64)
+    return Latents(z_hat=z_hat, y_symbols=y_symbols, index=index, mean_int=mean_int)
+
+
+def synthesize(model: zoo.CodingModel, latents: Latents, quality: float, width: int, height: int,
+               device: torch.device) -> np.ndarray:
+    y_hat = latents.y_symbols + latents.mean_int * intnet.MEAN_SCALE
+    y_hat = torch.from_numpy(y_hat).float()[None].to(device)
+    x_hat = model.net.to(device).synthesize(y_hat, quality)[0, :, :height, :width]
+    return x_hat.mul(255).round_().byte().permute(1, 2, 0).cpu().numpy()
+
+
+def encode_latents(model: zoo.CodingModel, latents: Latents) -> tuple[bytes, bytes]:
+    z = coder.encode(latents.z_hat, _z_table_ids(latents.z_hat.shape), model.z_tables)
+    y = coder.encode(latents.y_symbols, latents.index, model.y_tables)
+    return z, y
+
+
+def decode_latents(model: zoo.CodingModel, z_stream: bytes, y_stream: bytes, width: int,
+                   height: int) -> Latents:
+    (hy, wy), (hz, wz) = _latent_sizes(width, height)
+    z_shape = (model.config.N, hz, wz)
+    z_hat = coder.decode(z_stream, _z_table_ids(z_shape), model.z_tables)
+    index, mean_int = intnet.run_exact(model.h_s, z_hat, (hy, wy), model.config.levels)
+    y_symbols = coder.decode(y_stream, index, model.y_tables)
+    return Latents(z_hat=z_hat, y_symbols=y_symbols, index=index, mean_int=mean_int)
+
+
+def encode(image: Image.Image | np.ndarray, quality: float = 75, model: str | zoo.CodingModel | None = None,
+           device: str = "cpu", icc_profile: bytes | None = None) -> bytes:
+    """Compress an image (PIL or uint8 array) into .aec bytes. quality: 1..100, higher is better."""
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be in 1..100, got {quality}")
+    m = model if isinstance(model, zoo.CodingModel) else zoo.load(model)
+    rgb, mode, alpha = to_pixels(image)
+    h, w = rgb.shape[:2]
+    if icc_profile is None and isinstance(image, Image.Image):
+        icc_profile = image.info.get("icc_profile")
+    quality = round(float(quality), 2)
+    latents = analyze(m, rgb, quality, resolve_device(device))
+    z, y = encode_latents(m, latents)
+    sections = {Z_STREAM: z, Y_STREAM: y}
+    if alpha is not None:
+        sections[ALPHA] = zlib.compress(alpha.tobytes(), 9)
+    if icc_profile:
+        sections[ICC] = icc_profile
+    header = container.Header(w, h, mode, quality, m.name, m.digest)
+    return container.pack(container.AecFile(header, sections))
+
+
+def _model_for(header: container.Header, model: str | zoo.CodingModel | None) -> zoo.CodingModel:
+    try:
+        m = model if isinstance(model, zoo.CodingModel) else zoo.load(model or header.model)
+    except zoo.ModelNotFound:
+        raise DecodeError(f"file needs model '{header.model}' (weights {header.model_hash.hex()}), "
+                          "which is not installed") from None
+    if m.digest != header.model_hash:
+        raise DecodeError(f"file was made with other weights for '{header.model}' "
+                          f"({header.model_hash.hex()}; installed: {m.digest.hex()})")
+    return m
+
+
+def read(data: bytes, model: str | zoo.CodingModel | None = None,
+         max_pixels: int = container.DEFAULT_MAX_PIXELS) -> tuple[container.AecFile, zoo.CodingModel, Latents]:
+    """Parse a file and entropy-decode its latents (no synthesis)."""
+    try:
+        f = container.unpack(data, max_pixels)
+        m = _model_for(f.header, model)
+        h = f.header
+        latents = decode_latents(m, f.sections[Z_STREAM], f.sections[Y_STREAM], h.width, h.height)
+    except (FormatError, coder.CorruptStream) as e:
+        raise DecodeError(str(e)) from None
+    return f, m, latents
+
+
+def decode(data: bytes, model: str | zoo.CodingModel | None = None, device: str = "cpu",
+           max_pixels: int = container.DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decompress .aec bytes into a PIL image in the mode it was encoded from."""
+    f, m, latents = read(data, model, max_pixels)
+    h = f.header
+    rgb = synthesize(m, latents, h.quality, h.width, h.height, resolve_device(device))
+    image = Image.fromarray(rgb, "RGB")
+    if h.mode in ("L", "LA"):
+        image = image.convert("L")
+    if h.mode in ("RGBA", "LA"):
+        raw = f.sections.get(ALPHA)
+        try:
+            alpha = zlib.decompressobj().decompress(raw or b"", h.width * h.height + 1)
+        except zlib.error:
+            alpha = b""
+        if len(alpha) != h.width * h.height:
+            raise DecodeError("alpha section is damaged")
+        image.putalpha(Image.frombytes("L", (h.width, h.height), alpha))
+    if ICC in f.sections:
+        image.info["icc_profile"] = f.sections[ICC]
+    return image

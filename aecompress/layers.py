@@ -1,0 +1,52 @@
+"""Small building blocks: GDN/IGDN and the straight-through rounding used in training."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    """Round in the forward pass, identity in the backward pass (straight-through estimator)."""
+    return x + (torch.round(x) - x).detach()
+
+
+def conv(in_ch: int, out_ch: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2)
+
+
+def deconv(in_ch: int, out_ch: int, kernel: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+    """Transposed convolution that exactly doubles (stride 2) the spatial size."""
+    return nn.ConvTranspose2d(
+        in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, output_padding=stride - 1
+    )
+
+
+class GDN(nn.Module):
+    """Generalized divisive normalization (Balle, Laparra, Simoncelli, ICLR 2016).
+
+        y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2)        (inverse=False)
+        y_i = x_i * sqrt(beta_i + sum_j gamma_ij x_j^2)        (inverse=True, IGDN)
+
+    beta and gamma are kept non-negative by squaring their parameters. The normalization
+    always runs in float32, also under bf16 autocast: its squares and square roots are
+    what makes low-precision training unstable.
+    """
+
+    def __init__(self, channels: int, inverse: bool = False):
+        super().__init__()
+        self.inverse = inverse
+        self.beta_root = nn.Parameter(torch.ones(channels))
+        self.gamma_root = nn.Parameter((0.1 * torch.eye(channels)).sqrt())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        with torch.autocast(x.device.type, enabled=False):
+            x = x.float()
+            beta = self.beta_root.float() ** 2 + 1e-6
+            gamma = self.gamma_root.float() ** 2
+            x = x.permute(0, 2, 3, 1)  # channels last: the 1x1 mixing is one matrix product
+            norm = F.linear(x * x, gamma, beta).sqrt()
+            y = x * norm if self.inverse else x / norm
+        return y.permute(0, 3, 1, 2).to(dtype)

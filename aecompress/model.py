@@ -1,0 +1,120 @@
+"""The model: a mean-scale hyperprior with an integer h_s and gain vectors for variable rate.
+
+    x --g_a--> y --*gain(q)--> y' --h_a--> z --round--> z_hat --h_s (integer)--> index, mu
+    y_hat' = round(y' - mu) + mu,   coded with the Gaussian table index[.]
+    y_hat = y_hat' * inverse_gain(q) --g_s--> x_hat
+
+Minnen, Balle, Toderici, "Joint autoregressive and hierarchical priors", NeurIPS 2018 (the
+mean-scale hyperprior, without the serial context model); Cui et al., "Asymmetric gained
+deep image compression with continuous rate adaptation", CVPR 2021 (gain vectors, log-linear
+interpolation between them for any quality in 1..100).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import intnet
+from .entropy import FactorizedPrior, gaussian_likelihood, scale_from_index
+from .layers import round_ste
+from .transforms import g_a, g_s, h_a
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    N: int = 96  # channels of the transforms and of z
+    M: int = 128  # channels of y
+    levels: int = 64  # Gaussian tables (scale levels)
+    anchors: int = 8  # learned gain vectors, spread evenly over quality 1..100
+    lambda_min: float = 0.0018  # rate-distortion trade-off at quality 1 ...
+    lambda_max: float = 0.18  # ... and at quality 100 (MSE on 0..1 pixels, x 255**2)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def quality_to_t(quality: float) -> float:
+    """-q 1..100 onto [0, 1], the position along the trained lambda range."""
+    return (min(max(float(quality), 1.0), 100.0) - 1.0) / 99.0
+
+
+def lambda_at(config: ModelConfig, t: torch.Tensor) -> torch.Tensor:
+    lo, hi = math.log(config.lambda_min), math.log(config.lambda_max)
+    return torch.exp(lo + t * (hi - lo))
+
+
+@dataclass(frozen=True)
+class RDOutput:
+    """One training forward pass: reconstruction and the bits the model expects to spend."""
+
+    x_hat: torch.Tensor
+    bits_y: torch.Tensor  # per image
+    bits_z: torch.Tensor  # per image
+
+
+class HyperpriorModel(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        N, M = config.N, config.M
+        self.g_a, self.g_s, self.h_a = g_a(N, M), g_s(N, M), h_a(N, M)
+        self.h_s = intnet.IntegerHyperSynthesis(N, M, config.levels)
+        self.z_prior = FactorizedPrior(N)
+        # Gain vectors start at the step sizes high-rate theory suggests (step ~ 1/sqrt(lambda)).
+        t = torch.linspace(0, 1, config.anchors)
+        log_gain = 0.5 * (torch.log(lambda_at(config, t)) - math.log(lambda_at(config, torch.tensor(0.5))))
+        self.log_gain = nn.Parameter(log_gain[:, None].repeat(1, M))
+        self.log_inverse_gain = nn.Parameter(-log_gain[:, None].repeat(1, M))
+
+    def gains(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gain and inverse gain, (B, M, 1, 1), interpolated log-linearly between anchors."""
+        pos = t.float().clamp(0, 1) * (self.config.anchors - 1)
+        i = pos.floor().long().clamp(max=self.config.anchors - 2)
+        f = (pos - i)[:, None]
+        g = (1 - f) * self.log_gain[i] + f * self.log_gain[i + 1]
+        gi = (1 - f) * self.log_inverse_gain[i] + f * self.log_inverse_gain[i + 1]
+        return g.exp()[..., None, None], gi.exp()[..., None, None]
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> RDOutput:
+        """Training pass: noise for the rate terms, straight-through rounding for the decoder.
+
+        In eval mode the rate terms use the rounded values instead, which is what coding spends.
+        """
+        gain, inverse_gain = self.gains(t)
+        y = self.g_a(x).float() * gain
+        z = self.h_a(y).float()
+        z_hat = round_ste(z)
+        index, mean = self.h_s(z_hat, y.shape[-2:])
+        sigma = scale_from_index(index, self.config.levels)
+        residual = y - mean
+        if self.training:
+            y_rate = residual + torch.empty_like(residual).uniform_(-0.5, 0.5)
+            z_rate = z + torch.empty_like(z).uniform_(-0.5, 0.5)
+        else:
+            y_rate, z_rate = torch.round(residual), z_hat
+        bits_y = -torch.log2(gaussian_likelihood(y_rate, sigma)).sum(dim=(1, 2, 3))
+        bits_z = -torch.log2(self.z_prior.likelihood(z_rate)).sum(dim=(1, 2, 3))
+        y_hat = (round_ste(residual) + mean) * inverse_gain
+        x_hat = self.g_s(y_hat.to(x.dtype))
+        return RDOutput(x_hat=x_hat.float(), bits_y=bits_y, bits_z=bits_z)
+
+    # Coding path: float transforms around the exact integer hyper-synthesis.
+
+    @torch.no_grad()
+    def analyze(self, x: torch.Tensor, quality: float) -> tuple[torch.Tensor, np.ndarray]:
+        """x (1, 3, H, W) in [0, 1], H and W multiples of 16 -> (gained y', z_hat int64)."""
+        gain, _ = self.gains(torch.tensor([quality_to_t(quality)], device=x.device))
+        y = self.g_a(x).float() * gain
+        z = self.h_a(y).float()
+        return y, torch.round(z)[0].cpu().numpy().astype(np.int64)
+
+    @torch.no_grad()
+    def synthesize(self, y_hat_gained: torch.Tensor, quality: float) -> torch.Tensor:
+        t = torch.tensor([quality_to_t(quality)], device=y_hat_gained.device)
+        _, inverse_gain = self.gains(t)
+        return self.g_s(y_hat_gained * inverse_gain).clamp_(0, 1)

@@ -1,0 +1,250 @@
+"""Training: one model for every quality, resumable, on a CPU or on GPUs under torchrun.
+
+    loss = lambda(t) * 255**2 * MSE + bpp,   t ~ U[0, 1] per crop (the quality axis)
+
+Every default lives in `TrainConfig`. A checkpoint holds the config, model, optimizer, step
+and RNG states, so `--resume` continues the same run. Under `torchrun --nproc-per-node N`
+the model is wrapped in DistributedDataParallel and each rank draws its own crops.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from PIL import Image
+
+from .model import HyperpriorModel, ModelConfig, lambda_at
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str = "../shared/data/train"
+    out: str = "runs/main"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    steps: int = 20000
+    batch: int = 8
+    crop: int = 128
+    min_downscale: float = 0.4  # crops are taken at a random scale in [this, 1]
+    lr: float = 7e-4
+    warmup: int = 500
+    decay_from: float = 0.7  # the learning rate decays (cosine) over the last 30% of steps
+    final_lr_ratio: float = 0.02
+    clip: float = 1.0
+    autocast: bool = False  # bf16 autocast: a gain only where the CPU has AVX-512 BF16 / on CUDA
+    eval_dir: str = "../shared/data/kodak"
+    eval_images: int = 6
+    eval_every: int = 500
+    checkpoint_minutes: float = 5.0
+    seed: int = 0
+
+    @staticmethod
+    def smoke(**overrides) -> "TrainConfig":
+        """A tiny run for tests: seconds on a laptop."""
+        small = ModelConfig(N=8, M=12, levels=64)
+        base = TrainConfig(model=small, steps=4, batch=2, crop=64, warmup=2, eval_every=0)
+        return replace(base, **overrides)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no images in {folder}")
+    return files
+
+
+class CropSampler:
+    """Random crops at a random scale with flips. Images are drawn uniformly, so the many
+    small photos and the few large ones each get their share (not one per pixel)."""
+
+    def __init__(self, files: list[Path], crop: int, min_downscale: float, seed: int):
+        self.images = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+        self.images = [im for im in self.images if min(im.shape[:2]) >= crop]
+        if not self.images:
+            raise ValueError(f"no training image is at least {crop}x{crop}")
+        self.crop, self.min_downscale = crop, min_downscale
+        self.rng = np.random.default_rng(seed)
+
+    def sample(self) -> torch.Tensor:
+        im = self.images[self.rng.integers(len(self.images))]
+        h, w = im.shape[:2]
+        lo = max(self.min_downscale, self.crop / min(h, w))
+        size = int(round(self.crop / self.rng.uniform(lo, 1.0))) if lo < 1 else self.crop
+        size = min(size, h, w)
+        top, left = self.rng.integers(h - size + 1), self.rng.integers(w - size + 1)
+        x = torch.from_numpy(np.ascontiguousarray(im[top : top + size, left : left + size]))
+        x = x.permute(2, 0, 1)[None].float() / 255
+        if size != self.crop:
+            x = F.interpolate(x, size=(self.crop, self.crop), mode="bilinear", antialias=True,
+                              align_corners=False).clamp_(0, 1)
+        if self.rng.random() < 0.5:
+            x = x.flip(-1)
+        return x[0]
+
+    def batch(self, n: int) -> torch.Tensor:
+        return torch.stack([self.sample() for _ in range(n)])
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    start = int(cfg.decay_from * cfg.steps)
+    if step < start:
+        return cfg.lr
+    progress = min(1.0, (step - start) / max(1, cfg.steps - start))
+    ratio = cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return cfg.lr * ratio
+
+
+def rd_loss(model: HyperpriorModel, x: torch.Tensor, t: torch.Tensor, autocast: bool):
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+        out = model(x, t)
+    mse = (out.x_hat - x).square().mean(dim=(1, 2, 3))
+    bpp = (out.bits_y + out.bits_z) / (x.shape[-2] * x.shape[-1])
+    config = model.module.config if hasattr(model, "module") else model.config
+    loss = (lambda_at(config, t) * 255**2 * mse + bpp).mean()
+    return loss, mse.detach(), bpp.detach()
+
+
+@torch.no_grad()
+def evaluate(model: HyperpriorModel, files: list[Path], qualities=(10, 50, 90)) -> dict:
+    """Model-estimated bpp and PSNR on whole images at a few qualities (rounded latents)."""
+    from .model import quality_to_t
+
+    model.eval()
+    result = {}
+    for q in qualities:
+        bpp, psnr = [], []
+        for f in files:
+            x = torch.from_numpy(np.asarray(Image.open(f).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
+            h, w = x.shape[-2:]
+            xp = F.pad(x, (0, -w % 64, 0, -h % 64), mode="replicate")
+            out = model(xp, torch.tensor([quality_to_t(q)]))
+            mse = (out.x_hat.clamp(0, 1)[..., :h, :w] - x).square().mean()
+            psnr.append(float(-10 * torch.log10(mse)))
+            bpp.append(float((out.bits_y + out.bits_z).sum()) / (h * w))
+        result[q] = {"bpp": float(np.mean(bpp)), "psnr": float(np.mean(psnr))}
+    model.train()
+    return result
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def save_checkpoint(path: Path, cfg: TrainConfig, model, optimizer, step: int, sampler: CropSampler,
+                    hours: float) -> None:
+    state = {
+        "train_config": asdict(cfg), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "step": step, "hours": hours, "rng": _rng_state(), "sampler_rng": sampler.rng.bit_generator.state,
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def config_from_dict(d: dict) -> TrainConfig:
+    d = dict(d)
+    d["model"] = ModelConfig(**d["model"])
+    return TrainConfig(**d)
+
+
+def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
+          until: int | None = None) -> HyperpriorModel:
+    """Run (or resume) training; `until` stops early at that step, checkpointed, as if interrupted."""
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    rank = 0
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if distributed:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        rank = dist.get_rank()
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)
+    out = Path(cfg.out)
+    ckpt_path = out / "checkpoint.pt"
+    start_step, hours = 0, 0.0
+    torch.manual_seed(cfg.seed)
+    model = HyperpriorModel(cfg.model)
+    optimizer_state = None
+    if resume and ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        saved = config_from_dict(ckpt["train_config"])
+        if saved.model != cfg.model:
+            raise ValueError(f"{ckpt_path} holds a different model config: {saved.model}")
+        model.load_state_dict(ckpt["model"])
+        optimizer_state, start_step, hours = ckpt["optimizer"], ckpt["step"], ckpt["hours"]
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        np.random.set_state(ckpt["rng"]["numpy"])
+        random.setstate(ckpt["rng"]["python"])
+    model = model.to(device, memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+    sampler = CropSampler(list_images(cfg.data), cfg.crop, cfg.min_downscale, cfg.seed + 1000 * rank)
+    if resume and ckpt_path.exists():
+        sampler.rng.bit_generator.state = ckpt["sampler_rng"]
+        if rank:
+            sampler.rng = np.random.default_rng([cfg.seed, rank, start_step])
+    eval_files = list_images(cfg.eval_dir)[: cfg.eval_images] if cfg.eval_every and rank == 0 else []
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    bar = None
+    if progress and rank == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=start_step, unit="step", dynamic_ncols=True)
+    log = (out / "log.jsonl").open("a") if rank == 0 else None
+    last_save, t_start, skipped = time.time(), time.time(), 0
+    last = cfg.steps if until is None else min(until, cfg.steps)
+    for step in range(start_step, last):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, step)
+        x = sampler.batch(cfg.batch).to(device, memory_format=torch.channels_last)
+        t = torch.rand(cfg.batch, device=device)
+        loss, mse, bpp = rd_loss(net, x, t, cfg.autocast)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        if torch.isfinite(norm):
+            optimizer.step()
+        else:
+            skipped += 1
+        now = time.time()
+        elapsed = hours + (now - t_start) / 3600
+        if rank == 0:
+            psnr = float((-10 * torch.log10(mse)).mean())
+            if bar is not None:
+                bar.set_postfix(loss=f"{loss.item():.3f}", bpp=f"{bpp.mean():.3f}", psnr=f"{psnr:.2f}")
+                bar.update()
+            if step % 50 == 0:
+                log.write(json.dumps({"step": step, "hours": round(elapsed, 4), "loss": loss.item(),
+                                      "bpp": float(bpp.mean()), "psnr": psnr, "lr": learning_rate(cfg, step),
+                                      "skipped": skipped}) + "\n")
+                log.flush()
+            if eval_files and cfg.eval_every and (step + 1) % cfg.eval_every == 0:
+                result = evaluate(model, eval_files)
+                (out / "eval.jsonl").open("a").write(
+                    json.dumps({"step": step + 1, "hours": round(elapsed, 4), "kodak": result}) + "\n")
+            done = step + 1 == last
+            if done or now - last_save > 60 * cfg.checkpoint_minutes:
+                save_checkpoint(ckpt_path, cfg, model, optimizer, step + 1, sampler, elapsed)
+                last_save = now
+    if bar is not None:
+        bar.close()
+    if distributed:
+        dist.destroy_process_group()
+    return model

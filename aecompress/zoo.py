@@ -1,0 +1,152 @@
+"""Weights files and weights/manifest.json, the one list of shipped models.
+
+A weights file is self-describing: model config, float state (fp16 where it costs nothing),
+the integer h_s, the integer coding tables and metadata (training data, steps, lambda
+range, measured Kodak figures). Nothing is inferred from layer names or shapes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import intnet
+from .entropy import Tables, factorized_tables, gaussian_tables
+from .model import HyperpriorModel, ModelConfig
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+FORMAT = "aecompress-weights/1"
+_FULL_PRECISION = ("log_gain", "log_inverse_gain", "z_prior", "beta_root", "gamma_root")
+
+
+class ModelNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class CodingModel:
+    """Everything encode and decode need: float transforms plus the exact integer parts."""
+
+    name: str
+    digest: bytes  # first 8 bytes of the weights file's sha256, as written into .aec headers
+    net: HyperpriorModel
+    h_s: list[dict[str, np.ndarray]]
+    y_tables: Tables
+    z_tables: Tables
+    metadata: dict
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.net.config
+
+
+def _tables_to_dict(t: Tables) -> dict[str, torch.Tensor]:
+    """Rows concatenated without their padding: the file stays small."""
+    flat = np.concatenate([t.counts[i, :n] for i, n in enumerate(t.length)])
+    return {"counts": torch.from_numpy(flat.astype(np.int32)), "offset": torch.from_numpy(t.offset),
+            "length": torch.from_numpy(t.length)}
+
+
+def _tables_from_dict(d: dict) -> Tables:
+    flat, length = d["counts"].numpy().astype(np.int32), d["length"].numpy().astype(np.int32)
+    if length.min() < 2 or length.sum() != flat.size:
+        raise ValueError("coding tables are damaged")
+    counts = np.zeros((len(length), length.max()), np.int32)
+    starts = np.concatenate([[0], np.cumsum(length)[:-1]])
+    for i, (s, n) in enumerate(zip(starts, length)):
+        counts[i, :n] = flat[s : s + n]
+    return Tables(counts=counts, offset=d["offset"].numpy().astype(np.int32), length=length)
+
+
+def export(net: HyperpriorModel, path: str | Path, name: str, metadata: dict | None = None) -> str:
+    """Freeze a trained model into a weights file; returns its sha256 (hex)."""
+    net = net.cpu().eval()
+    h_s = net.h_s.export()
+    for layer in h_s:
+        if np.abs(layer["weight"]).max() >= 2**31 or np.abs(layer["bias"]).max() >= 2**31:
+            raise ValueError("integer h_s weights do not fit in int32")
+    state = {}
+    for key, value in net.state_dict().items():
+        if key.startswith("h_s."):
+            continue  # stored as integers below
+        keep = any(part in key for part in _FULL_PRECISION)
+        state[key] = value.float() if keep else value.half()
+    blob = {
+        "format": FORMAT,
+        "name": name,
+        "config": net.config.to_dict(),
+        "state": state,
+        "h_s": [{k: torch.from_numpy(v.astype(np.int32)) for k, v in layer.items()} for layer in h_s],
+        "y_tables": _tables_to_dict(gaussian_tables(net.config.levels)),
+        "z_tables": _tables_to_dict(factorized_tables(net.z_prior, net.config.N)),
+        "metadata": json.dumps(metadata or {}),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(blob, tmp)
+    tmp.replace(path)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_file(path: str | Path, expected_sha256: str | None = None) -> CodingModel:
+    raw = Path(path).read_bytes()
+    sha = hashlib.sha256(raw).hexdigest()
+    if expected_sha256 and sha != expected_sha256:
+        raise ValueError(f"{path}: sha256 {sha[:12]}... does not match the manifest")
+    import io
+
+    blob = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    if blob.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an aecompress weights file")
+    config = ModelConfig(**blob["config"])
+    net = HyperpriorModel(config)
+    h_s = [{k: v.numpy().astype(np.int64) for k, v in layer.items()} for layer in blob["h_s"]]
+    with torch.no_grad():  # the float h_s mirrors the integers (used only for fine-tuning)
+        for layer, ints in zip(net.h_s.layers, h_s):
+            m = layer.weight_multiplier()
+            layer.weight.copy_(torch.from_numpy(ints["weight"]).float() / m)
+            layer.bias.copy_(torch.from_numpy(ints["bias"]).float() * layer.out_scale / 2.0**intnet.FRACTION_BITS)
+    state = {k: v.float() for k, v in blob["state"].items()}
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("h_s.") for k in missing):
+        raise ValueError(f"{path}: weights do not match the config ({missing + unexpected})")
+    net.eval()
+    return CodingModel(
+        name=blob["name"], digest=bytes.fromhex(sha[:16]), net=net, h_s=h_s,
+        y_tables=_tables_from_dict(blob["y_tables"]), z_tables=_tables_from_dict(blob["z_tables"]),
+        metadata=json.loads(blob["metadata"]),
+    )
+
+
+def manifest(weights_dir: Path = WEIGHTS_DIR) -> dict:
+    path = weights_dir / "manifest.json"
+    if not path.exists():
+        return {"default": None, "models": []}
+    return json.loads(path.read_text())
+
+
+def default_model_name() -> str:
+    name = manifest().get("default")
+    if not name:
+        raise ModelNotFound("no default model: weights/manifest.json lists none")
+    return name
+
+
+@lru_cache(maxsize=8)
+def load(name_or_path: str | None = None) -> CodingModel:
+    """A shipped model by name (default: the manifest's default) or a weights file by path."""
+    if name_or_path and Path(name_or_path).suffix == ".pt" and Path(name_or_path).exists():
+        return load_file(name_or_path)
+    name = name_or_path or default_model_name()
+    for entry in manifest()["models"]:
+        if entry["name"] == name:
+            return load_file(WEIGHTS_DIR / entry["file"], entry["sha256"])
+    known = ", ".join(m["name"] for m in manifest()["models"]) or "none"
+    raise ModelNotFound(f"model '{name}' is not installed (installed: {known})")

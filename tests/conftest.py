@@ -1,0 +1,39 @@
+"""Shared fixtures: a tiny random model (seconds to build) and small test images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from aecompress import zoo
+from aecompress.model import HyperpriorModel, ModelConfig
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def tiny_model_file(path: Path, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    zoo.export(HyperpriorModel(ModelConfig(N=8, M=12)), path, "tiny-test")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> zoo.CodingModel:
+    return zoo.load_file(tiny_model_file(tmp_path_factory.mktemp("model") / "tiny.pt"))
+
+
+@pytest.fixture(scope="session")
+def golden_model() -> zoo.CodingModel:
+    return zoo.load_file(GOLDEN / "tiny.pt")
+
+
+def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A photo-like test image: smooth gradients, an edge and mild noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w, 1)
+    base = np.stack([np.sin(6 * xx + c) * np.cos(4 * yy - c) for c in (0.0, 1.0, 2.0)], -1)
+    img = 128 + 90 * base + 20 * (xx > 0.5)[..., None] + rng.normal(0, 4, (h, w, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)

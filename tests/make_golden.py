@@ -1,0 +1,40 @@
+"""Writes the golden files in tests/golden/. Run once, by hand, when the format changes on
+purpose (and bump container.VERSION): test_golden.py checks that they keep decoding."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from aecompress import codec, zoo
+from conftest import GOLDEN, smooth_image, tiny_model_file
+
+
+def symbols_digest(latents: codec.Latents) -> str:
+    h = hashlib.sha256()
+    for a in (latents.z_hat, latents.y_symbols, latents.index, latents.mean_int):
+        h.update(np.ascontiguousarray(a, dtype="<i8").tobytes())
+    return h.hexdigest()
+
+
+def main() -> None:
+    GOLDEN.mkdir(exist_ok=True)
+    model = zoo.load_file(tiny_model_file(GOLDEN / "tiny.pt"))
+    cases = {
+        "rgb_65x257_q30.aec": (Image.fromarray(smooth_image(65, 257, seed=3)), 30),
+        "rgb_96x80_q90.aec": (Image.fromarray(smooth_image(96, 80, seed=4)), 90),
+        "rgba_33x17_q55.aec": (Image.fromarray(smooth_image(33, 17, seed=5)).convert("RGBA"), 55),
+    }
+    expected = {}
+    for name, (image, quality) in cases.items():
+        data = codec.encode(image, quality, model=model)
+        Path(GOLDEN / name).write_bytes(data)
+        _, _, latents = codec.read(data, model=model)
+        expected[name] = symbols_digest(latents)
+    (GOLDEN / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

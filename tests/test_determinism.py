@@ -1,0 +1,94 @@
+"""Every file decodes to the same symbols everywhere: the core promise of the format."""
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from aecompress import codec
+from conftest import GOLDEN
+from make_golden import symbols_digest
+
+EXPECTED = json.loads((GOLDEN / "expected.json").read_text())
+OTHER_KERNELS = {"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default"}
+
+DECODE_IN_CHILD = """
+import hashlib, json, sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from aecompress import codec, zoo
+from make_golden import symbols_digest
+model = zoo.load_file({model!r})
+out = {{}}
+for name in sorted({names!r}):
+    data = open({golden!r} + '/' + name, 'rb').read()
+    _, _, latents = codec.read(data, model=model)
+    pixels = np.asarray(codec.decode(data, model=model))
+    out[name] = [symbols_digest(latents), pixels.tolist()]
+print(json.dumps(out))
+"""
+
+
+def decode_in_child(env_extra: dict) -> dict:
+    script = DECODE_IN_CHILD.format(tests=str(Path(__file__).parent), model=str(GOLDEN / "tiny.pt"),
+                                    names=list(EXPECTED), golden=str(GOLDEN))
+    env = {**os.environ, **env_extra}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                            timeout=300, check=True)
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_golden_file_still_decodes(golden_model, name):
+    data = (GOLDEN / name).read_bytes()
+    _, _, latents = codec.read(data, model=golden_model)
+    assert symbols_digest(latents) == EXPECTED[name]
+    codec.decode(data, model=golden_model)
+
+
+def test_symbols_identical_with_one_and_two_threads(golden_model):
+    before = torch.get_num_threads()
+    try:
+        digests = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for name in sorted(EXPECTED):
+                _, _, latents = codec.read((GOLDEN / name).read_bytes(), model=golden_model)
+                digests.append(symbols_digest(latents))
+        assert digests[: len(EXPECTED)] == digests[len(EXPECTED) :] == [EXPECTED[n] for n in sorted(EXPECTED)]
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_symbols_identical_with_perturbed_float_transforms(golden_model):
+    """Another device computes the float transforms slightly differently; symbols must not care."""
+    noisy = copy.deepcopy(golden_model)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in noisy.net.named_parameters():
+            if not name.startswith("h_s."):
+                p.mul_(1 + 1e-3 * torch.randn_like(p))
+    for name in sorted(EXPECTED):
+        data = (GOLDEN / name).read_bytes()
+        _, _, latents = codec.read(data, model=noisy)
+        assert symbols_digest(latents) == EXPECTED[name]
+        a = np.asarray(codec.decode(data, model=noisy), dtype=int)
+        b = np.asarray(codec.decode(data, model=golden_model), dtype=int)
+        assert np.abs(a - b).max() <= 2
+
+
+@pytest.mark.parametrize("env", [{}, {"OMP_NUM_THREADS": "1"}, OTHER_KERNELS],
+                         ids=["fresh-process", "one-thread", "other-float-kernels"])
+def test_symbols_identical_in_other_process_and_kernels(golden_model, env):
+    child = decode_in_child(env)
+    for name in sorted(EXPECTED):
+        digest, pixels = child[name]
+        assert digest == EXPECTED[name]
+        here = np.asarray(codec.decode((GOLDEN / name).read_bytes(), model=golden_model), dtype=int)
+        assert np.abs(np.asarray(pixels) - here).max() <= 1  # float g_s differs by rounding at most
