@@ -214,6 +214,5 @@ def train(data, out, steps, batch, crop, lr, channels, eval_dir, eval_every, smo
         cfg = replace(cfg, model=ModelConfig(**{**cfg.model.to_dict(), "N": channels[0], "M": channels[1]}))
     net = training.train(cfg, resume=not fresh)
     if export_name:
-        path = zoo.WEIGHTS_DIR / f"{export_name}.pt"
-        sha = zoo.export(net, path, export_name, {"train_config": str(cfg)})
-        click.echo(f"exported {path} (sha256 {sha[:12]}...)")
+        path = training.export_run(net, cfg, export_name)
+        click.echo(f"exported {path} and listed it in weights/manifest.json")

@@ -248,3 +248,20 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
     if distributed:
         dist.destroy_process_group()
     return model
+
+
+def export_run(model: HyperpriorModel, cfg: TrainConfig, name: str) -> Path:
+    """Write weights/<name>.pt with what produced it, and list it in the manifest."""
+    from . import zoo
+
+    ckpt = Path(cfg.out) / "checkpoint.pt"
+    progress = torch.load(ckpt, map_location="cpu", weights_only=False) if ckpt.exists() else {}
+    metadata = {
+        "training_data": str(cfg.data), "steps": progress.get("step"), "hours": progress.get("hours"),
+        "lambda_range": [cfg.model.lambda_min, cfg.model.lambda_max],
+        "train_config": {k: v for k, v in asdict(cfg).items() if k != "model"},
+    }
+    path = zoo.WEIGHTS_DIR / f"{name}.pt"
+    sha = zoo.export(model, path, name, metadata)
+    zoo.register(path, sha)
+    return path

@@ -150,3 +150,24 @@ def load(name_or_path: str | None = None) -> CodingModel:
             return load_file(WEIGHTS_DIR / entry["file"], entry["sha256"])
     known = ", ".join(m["name"] for m in manifest()["models"]) or "none"
     raise ModelNotFound(f"model '{name}' is not installed (installed: {known})")
+
+
+def register(path: Path, sha256: str, kodak: dict | None = None, default: bool = True,
+             weights_dir: Path = WEIGHTS_DIR) -> dict:
+    """Add or replace a model's entry in weights/manifest.json (the one list of shipped models)."""
+    model = load_file(path, sha256)
+    m = manifest(weights_dir)
+    entry = {"name": model.name, "file": Path(path).name, "sha256": sha256,
+             "bytes": Path(path).stat().st_size, "config": model.config.to_dict(),
+             "metadata": model.metadata}
+    old = next((e for e in m["models"] if e["name"] == model.name), None)
+    if kodak is not None:
+        entry["kodak"] = kodak
+    elif old and old.get("sha256") == sha256 and "kodak" in old:
+        entry["kodak"] = old["kodak"]
+    m["models"] = [e for e in m["models"] if e["name"] != model.name] + [entry]
+    if default or not m.get("default"):
+        m["default"] = model.name
+    (weights_dir / "manifest.json").write_text(json.dumps(m, indent=1) + "\n")
+    load.cache_clear()
+    return entry

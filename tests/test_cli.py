@@ -1,0 +1,89 @@
+"""The command line as users run it: one line per file, one-line errors, nothing half-written."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from aecompress.cli import main
+from conftest import GOLDEN, smooth_image
+
+MODEL = str(GOLDEN / "tiny.pt")
+
+
+@pytest.fixture()
+def png(tmp_path):
+    path = tmp_path / "in.png"
+    Image.fromarray(smooth_image(48, 80)).save(path)
+    return path
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
+
+
+def test_encode_decode_info_roundtrip(png, tmp_path):
+    r = run("encode", png, "--model", MODEL, "-q", 80, "--verify")
+    assert r.exit_code == 0, r.output
+    assert "bpp" in r.output and "PSNR" in r.output
+    aec = png.with_suffix(".aec")
+    assert aec.exists()
+    r = run("decode", aec, "-o", tmp_path / "out.png", "--model", MODEL)
+    assert r.exit_code == 0, r.output
+    assert Image.open(tmp_path / "out.png").size == (80, 48)
+    r = run("info", aec, "--json")
+    fields = json.loads(r.output)
+    assert fields["width"] == 80 and fields["quality"] == 80 and fields["model"] == "tiny-test"
+
+
+def test_existing_output_is_not_overwritten_without_force(png):
+    aec = png.with_suffix(".aec")
+    aec.write_bytes(b"keep me")
+    r = run("encode", png, "--model", MODEL)
+    assert r.exit_code == 1 and "exists" in r.output
+    assert aec.read_bytes() == b"keep me"
+    assert run("encode", png, "--model", MODEL, "-f").exit_code == 0
+    assert aec.read_bytes() != b"keep me"
+
+
+def test_stdin_to_stdout(png):
+    r = CliRunner().invoke(main, ["encode", "-", "-o", "-", "--model", MODEL], input=png.read_bytes())
+    assert r.exit_code == 0
+    assert r.stdout_bytes[:4] == b"\x8aAEC"
+
+
+@pytest.mark.parametrize("content", [b"", b"not an image at all", b"\x8aAEC" + bytes(40)])
+def test_bad_input_gives_one_line_error_and_no_output(tmp_path, content):
+    bad = tmp_path / "bad.aec"
+    bad.write_bytes(content)
+    out = tmp_path / "out.png"
+    proc = subprocess.run([sys.executable, "-m", "aecompress", "decode", str(bad), "-o", str(out),
+                           "--model", MODEL], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("aecompress: error:")
+    assert not out.exists()
+    assert bad.read_bytes() == content
+    assert [p.name for p in tmp_path.iterdir()] == ["bad.aec"]
+
+
+def test_missing_file_and_directory_inputs(tmp_path):
+    r = run("encode", tmp_path / "nope.png", "--model", MODEL)
+    assert r.exit_code == 1 and r.output.startswith("aecompress: error:")
+    r = run("encode", tmp_path, "--model", MODEL)
+    assert r.exit_code == 1 and "directory" in r.output
+
+
+def test_decoded_png_matches_python_api(png, tmp_path):
+    from aecompress import codec, zoo
+
+    model = zoo.load_file(MODEL)
+    data = codec.encode(Image.open(png), 60, model=model)
+    (tmp_path / "a.aec").write_bytes(data)
+    assert run("decode", tmp_path / "a.aec", "--model", MODEL).exit_code == 0
+    cli = np.asarray(Image.open(tmp_path / "a.png"))
+    api = np.asarray(codec.decode(data, model=model))
+    assert np.array_equal(cli, api)
