@@ -83,7 +83,7 @@ class CropSampler:
         size = int(round(self.crop / self.rng.uniform(lo, 1.0))) if lo < 1 else self.crop
         size = min(size, h, w)
         top, left = self.rng.integers(h - size + 1), self.rng.integers(w - size + 1)
-        x = torch.from_numpy(np.ascontiguousarray(im[top : top + size, left : left + size]))
+        x = torch.from_numpy(np.array(im[top : top + size, left : left + size]))
         x = x.permute(2, 0, 1)[None].float() / 255
         if size != self.crop:
             x = F.interpolate(x, size=(self.crop, self.crop), mode="bilinear", antialias=True,
@@ -127,7 +127,7 @@ def evaluate(model: HyperpriorModel, files: list[Path], qualities=(10, 50, 90)) 
     for q in qualities:
         bpp, psnr = [], []
         for f in files:
-            x = torch.from_numpy(np.asarray(Image.open(f).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
+            x = torch.from_numpy(np.array(Image.open(f).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
             h, w = x.shape[-2:]
             xp = F.pad(x, (0, -w % 64, 0, -h % 64), mode="replicate")
             out = model(xp, torch.tensor([quality_to_t(q)]))

@@ -125,8 +125,8 @@ def load_file(path: str | Path, expected_sha256: str | None = None) -> CodingMod
     )
 
 
-def manifest(weights_dir: Path = WEIGHTS_DIR) -> dict:
-    path = weights_dir / "manifest.json"
+def manifest(weights_dir: Path | None = None) -> dict:
+    path = (weights_dir or WEIGHTS_DIR) / "manifest.json"
     if not path.exists():
         return {"default": None, "models": []}
     return json.loads(path.read_text())
@@ -153,8 +153,9 @@ def load(name_or_path: str | None = None) -> CodingModel:
 
 
 def register(path: Path, sha256: str, kodak: dict | None = None, default: bool = True,
-             weights_dir: Path = WEIGHTS_DIR) -> dict:
+             weights_dir: Path | None = None) -> dict:
     """Add or replace a model's entry in weights/manifest.json (the one list of shipped models)."""
+    weights_dir = weights_dir or WEIGHTS_DIR
     model = load_file(path, sha256)
     m = manifest(weights_dir)
     entry = {"name": model.name, "file": Path(path).name, "sha256": sha256,
