@@ -89,7 +89,8 @@ def analyze(model: zoo.CodingModel, rgb: np.ndarray, quality: float, device: tor
     h, w = rgb.shape[:2]
     (hy, wy), _ = _latent_sizes(w, h)
     x = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float().div_(255)
-    x = F.pad(x, (0, wy * PAD - w, 0, hy * PAD - h), mode="replicate").to(device)
+    x = F.pad(x, (0, wy * PAD - w, 0, hy * PAD - h), mode="replicate")
+    x = x.to(device, memory_format=torch.channels_last)
     net = model.net.to(device)
     y, z_hat = net.analyze(x, quality)
     index, mean_int = intnet.run_exact(model.h_s, z_hat, (hy, wy), model.config.levels)
@@ -101,7 +102,7 @@ def analyze(model: zoo.CodingModel, rgb: np.ndarray, quality: float, device: tor
 def synthesize(model: zoo.CodingModel, latents: Latents, quality: float, width: int, height: int,
                device: torch.device) -> np.ndarray:
     y_hat = latents.y_symbols + latents.mean_int * intnet.MEAN_SCALE
-    y_hat = torch.from_numpy(y_hat).float()[None].to(device)
+    y_hat = torch.from_numpy(y_hat).float()[None].to(device, memory_format=torch.channels_last)
     x_hat = model.net.to(device).synthesize(y_hat, quality)[0, :, :height, :width]
     return x_hat.mul(255).round_().byte().permute(1, 2, 0).cpu().numpy()
 

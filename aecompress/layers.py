@@ -12,6 +12,27 @@ def round_ste(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
 
+class _LowerBound(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, bound: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.bound = bound
+        return x.clamp_min(bound)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        # Below the bound, still let through gradients that would raise x back above it:
+        # a parameter pushed to the bound is never stuck there.
+        passes = (x >= ctx.bound) | (grad < 0)
+        return grad * passes, None
+
+
+def lower_bound(x: torch.Tensor, bound: float) -> torch.Tensor:
+    """max(x, bound) whose gradient does not vanish for parameters held at the bound."""
+    return _LowerBound.apply(x, bound)
+
+
 def conv(in_ch: int, out_ch: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d:
     return nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2)
 
@@ -29,23 +50,24 @@ class GDN(nn.Module):
         y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2)        (inverse=False)
         y_i = x_i * sqrt(beta_i + sum_j gamma_ij x_j^2)        (inverse=True, IGDN)
 
-    beta and gamma are kept non-negative by squaring their parameters. The normalization
-    always runs in float32, also under bf16 autocast: its squares and square roots are
-    what makes low-precision training unstable.
+    beta and gamma are kept non-negative by a lower bound that keeps passing the gradients
+    which would lift them (so off-diagonal terms starting at zero can still grow). The
+    normalization always runs in float32, also under bf16 autocast: its squares and square
+    roots are what makes low-precision training unstable.
     """
 
     def __init__(self, channels: int, inverse: bool = False):
         super().__init__()
         self.inverse = inverse
-        self.beta_root = nn.Parameter(torch.ones(channels))
-        self.gamma_root = nn.Parameter((0.1 * torch.eye(channels)).sqrt())
+        self.beta = nn.Parameter(torch.ones(channels))
+        self.gamma = nn.Parameter(0.1 * torch.eye(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = x.dtype
         with torch.autocast(x.device.type, enabled=False):
             x = x.float()
-            beta = self.beta_root.float() ** 2 + 1e-6
-            gamma = self.gamma_root.float() ** 2
+            beta = lower_bound(self.beta.float(), 1e-6)
+            gamma = lower_bound(self.gamma.float(), 0.0)
             x = x.permute(0, 2, 3, 1)  # channels last: the 1x1 mixing is one matrix product
             norm = F.linear(x * x, gamma, beta).sqrt()
             y = x * norm if self.inverse else x / norm

@@ -22,7 +22,7 @@ from .model import HyperpriorModel, ModelConfig
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 FORMAT = "aecompress-weights/1"
-_FULL_PRECISION = ("log_gain", "log_inverse_gain", "z_prior", "beta_root", "gamma_root")
+_FULL_PRECISION = ("log_gain", "log_inverse_gain", "z_prior", ".beta", ".gamma")
 
 
 class ModelNotFound(LookupError):
@@ -117,7 +117,7 @@ def load_file(path: str | Path, expected_sha256: str | None = None) -> CodingMod
     missing, unexpected = net.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith("h_s.") for k in missing):
         raise ValueError(f"{path}: weights do not match the config ({missing + unexpected})")
-    net.eval()
+    net = net.eval().to(memory_format=torch.channels_last)  # 2-3x faster convolutions on CPU
     return CodingModel(
         name=blob["name"], digest=bytes.fromhex(sha[:16]), net=net, h_s=h_s,
         y_tables=_tables_from_dict(blob["y_tables"]), z_tables=_tables_from_dict(blob["z_tables"]),
