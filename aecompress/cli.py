@@ -216,3 +216,31 @@ def train(data, out, steps, batch, crop, lr, channels, eval_dir, eval_every, smo
     if export_name:
         path = training.export_run(net, cfg, export_name)
         click.echo(f"exported {path} and listed it in weights/manifest.json")
+
+
+@main.command()
+@click.argument("data_dir", default="../shared/data/kodak")
+@MODEL
+@click.option("--qualities", help="aecompress qualities, comma-separated (default: bench.QUALITIES, "
+              "5 to 100 in 9 steps).")
+@click.option("--out", default="benchmarks", show_default=True, help="Folder for results/, plots and report.md.")
+@click.option("--quick", is_flag=True, help="3 images, 3 qualities, fewer settings, no repeats: a smoke run.")
+@click.option("--codecs", help="Only these codecs, comma-separated (default: all).")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="torch/AVIF threads.")
+@click.option("--keep-files", help="Keep every encoded file in this folder.")
+@one_line_errors
+def bench(data_dir, model, qualities, out, quick, codecs, threads, keep_files):
+    """Rate-distortion, speed, memory and sparsity benchmark -> JSON, plots and report.md."""
+    from . import bench as benchmark
+
+    try:
+        qs = list(benchmark.QUALITIES) if qualities is None else [float(q) for q in qualities.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"not a list of numbers: {qualities}", param_hint="--qualities") from None
+    if not qs or any(not 1 <= q <= 100 for q in qs):
+        raise click.BadParameter("qualities must be in 1..100", param_hint="--qualities")
+    s = benchmark.run(data_dir, out, model, qs, quick, codecs.split(",") if codecs else None, threads,
+                      keep_files=keep_files, progress=lambda line: click.echo(line, err=True))
+    bd = "n/a" if s.bd_rate_vs_jpeg is None else f"{s.bd_rate_vs_jpeg:+.1f}%"
+    click.echo(f"{s.images} images, {len(s.codecs)} codecs -> {s.results_dir}; aecompress BD-rate vs JPEG {bd}; "
+               f"report {s.report}")

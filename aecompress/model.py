@@ -65,6 +65,7 @@ class HyperpriorModel(nn.Module):
         self.g_a, self.g_s, self.h_a = g_a(N, M), g_s(N, M), h_a(N, M)
         self.h_s = intnet.IntegerHyperSynthesis(N, M, config.levels)
         self.z_prior = FactorizedPrior(N)
+        self.rate_from_rounded_z = False  # set for the final fine-tune of the entropy path
         # Gain vectors start at the step sizes high-rate theory suggests (step ~ 1/sqrt(lambda)).
         t = torch.linspace(0, 1, config.anchors)
         log_gain = 0.5 * (torch.log(lambda_at(config, t)) - math.log(lambda_at(config, torch.tensor(0.5))))
@@ -94,7 +95,7 @@ class HyperpriorModel(nn.Module):
         residual = y - mean
         if self.training:
             y_rate = residual + torch.empty_like(residual).uniform_(-0.5, 0.5)
-            z_rate = z + torch.empty_like(z).uniform_(-0.5, 0.5)
+            z_rate = z_hat if self.rate_from_rounded_z else z + torch.empty_like(z).uniform_(-0.5, 0.5)
         else:
             y_rate, z_rate = torch.round(residual), z_hat
         bits_y = -torch.log2(gaussian_likelihood(y_rate, sigma)).sum(dim=(1, 2, 3))

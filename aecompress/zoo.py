@@ -64,13 +64,27 @@ def _tables_from_dict(d: dict) -> Tables:
     return Tables(counts=counts, offset=d["offset"].numpy().astype(np.int32), length=length)
 
 
-def export(net: HyperpriorModel, path: str | Path, name: str, metadata: dict | None = None) -> str:
-    """Freeze a trained model into a weights file; returns its sha256 (hex)."""
-    net = net.cpu().eval()
+def _integer_h_s(net: HyperpriorModel) -> list[dict[str, np.ndarray]]:
     h_s = net.h_s.export()
     for layer in h_s:
         if np.abs(layer["weight"]).max() >= 2**31 or np.abs(layer["bias"]).max() >= 2**31:
             raise ValueError("integer h_s weights do not fit in int32")
+    return h_s
+
+
+def freeze(net: HyperpriorModel, name: str = "unsaved") -> CodingModel:
+    """A coding model straight from a network in memory (used to evaluate during training)."""
+    return CodingModel(
+        name=name, digest=bytes(8), net=net, h_s=_integer_h_s(net),
+        y_tables=gaussian_tables(net.config.levels),
+        z_tables=factorized_tables(net.z_prior, net.config.N), metadata={},
+    )
+
+
+def export(net: HyperpriorModel, path: str | Path, name: str, metadata: dict | None = None) -> str:
+    """Freeze a trained model into a weights file; returns its sha256 (hex)."""
+    net = net.cpu().eval()
+    h_s = _integer_h_s(net)
     state = {}
     for key, value in net.state_dict().items():
         if key.startswith("h_s."):

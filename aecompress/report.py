@@ -1,0 +1,179 @@
+"""The markdown report and README's benchmark section, built from the loaded JSON (plot.Results).
+
+Every figure printed here is read from the result files or computed from them (BD-rates, bpp at
+a PSNR); nothing is typed in by hand, so the README and report always equal the JSON.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .metrics import bd_rate, bpp_at_psnr
+
+TARGETS_DB = (32.0, 34.0, 36.0)
+START = "<!-- benchmarks:start (generated from benchmarks/results by aecompress bench; do not edit) -->"
+END = "<!-- benchmarks:end -->"
+
+
+def _f(v: float | None, fmt: str = ".3f", none: str = "n/a") -> str:
+    return none if v is None else format(v, fmt)
+
+
+def _pct(v: float | None) -> str:
+    return "n/a (no overlap)" if v is None else f"{v:+.1f}%"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _bd(anchor: dict, test: dict) -> float | None:
+    return bd_rate(anchor["bpp"], anchor["psnr-rgb"], test["bpp"], test["psnr-rgb"])
+
+
+def rd_table(r) -> str:
+    rows = []
+    for name, d in r.codecs.items():
+        res = d["results"]
+        for i, q in enumerate(res["quality"]):
+            rows.append([name, f"{q:g}", f"{res['bpp'][i]:.4f}", f"{res['psnr-rgb'][i]:.2f}",
+                         f"{res['ms-ssim-rgb'][i]:.4f}", f"{res['encoding_time'][i] * 1000:.0f}",
+                         f"{res['decoding_time'][i] * 1000:.0f}"])
+    return _table(["codec", "setting", "bpp", "PSNR-RGB dB", "MS-SSIM", "encode ms", "decode ms"], rows)
+
+
+def bd_table(r) -> str:
+    jpeg, ours = r.codecs.get("jpeg", {}).get("results"), r.codecs.get("aecompress", {}).get("results")
+    rows = []
+    for name, d in r.codecs.items():
+        res = d["results"]
+        at = [_f(bpp_at_psnr(res["bpp"], res["psnr-rgb"], t)) for t in TARGETS_DB]
+        vs_ours = "-" if name == "aecompress" else _pct(_bd(res, ours)) if ours else "n/a"
+        rows.append([name, "-" if name == "jpeg" else _pct(_bd(jpeg, res)) if jpeg else "n/a", vs_ours, *at])
+    return _table(["codec (measured)", "BD-rate vs JPEG", "aecompress vs it"]
+                  + [f"bpp @ {t:g} dB" for t in TARGETS_DB], rows)
+
+
+def published_table(r) -> str:
+    pub_jpeg = r.published.get("jpeg")
+    pub_jpeg = {"bpp": pub_jpeg["bpp"], "psnr-rgb": pub_jpeg["psnr"]} if pub_jpeg else None
+    ours = r.codecs.get("aecompress", {}).get("results")
+    rows = []
+    for key in ("jpeg",) + tuple(k for k in _published_keys(r) if k != "jpeg"):
+        p = r.published[key]
+        curve = {"bpp": p["bpp"], "psnr-rgb": p["psnr"]}
+        at = [_f(bpp_at_psnr(p["bpp"], p["psnr"], t)) for t in TARGETS_DB]
+        rows.append([key, _pct(_bd(pub_jpeg, curve)) if pub_jpeg else "n/a",
+                     _pct(_bd(curve, ours)) if ours else "n/a", *at, p.get("source", "")[:80]])
+    return _table(["system (published)", "BD-rate vs published JPEG", "aecompress (measured) vs it"]
+                  + [f"bpp @ {t:g} dB" for t in TARGETS_DB] + ["source"], rows)
+
+
+def _published_keys(r) -> tuple[str, ...]:
+    from .plot import PUBLISHED_ON_PLOT
+
+    return tuple(k for k in PUBLISHED_ON_PLOT if k in r.published) if r.name == "kodak" else ()
+
+
+def speed_table(r) -> str:
+    rows = []
+    for name, d in r.codecs.items():
+        res = d["results"]
+        mean = lambda xs: sum(xs) / len(xs)
+        rows.append([name, f"{mean(res['encoding_time']):.3f}", f"{mean(res['decoding_time']):.3f}",
+                     "mean over all settings and images"])
+    ca = r.extras.get("speed-compressai")
+    if ca and ca.get("available"):
+        rows.append([ca["name"], f"{ca['encoding_time']:.3f}", f"{ca['decoding_time']:.3f}",
+                     f"{ca['image']}, CompressAI {ca.get('version', '?')}, {ca['description']}"])
+        ours = r.codecs.get("aecompress")
+        if ours and ca["image"] in ours["images"]:
+            j = ours["images"].index(ca["image"])
+            enc = [row[j] for row in ours["per_image"]["encoding_time"]]
+            dec = [row[j] for row in ours["per_image"]["decoding_time"]]
+            rows.append(["aecompress (same image)", f"{sum(enc) / len(enc):.3f}", f"{sum(dec) / len(dec):.3f}",
+                         f"{ca['image']}, mean over its qualities"])
+    elif ca:
+        rows.append([ca["name"], "-", "-", f"not run: {ca.get('reason', '?')}"])
+    return _table(["codec", "encode s/image", "decode s/image", "what"], rows)
+
+
+def memory_table(r) -> str:
+    m = r.extras.get("memory")
+    if not m:
+        return "_not measured in this run (`--quick` skips it)_"
+    row = lambda k: [k, _f(m[k].get("max_rss_mb"), ".0f"), _f(m[k].get("seconds"), ".1f"),
+                     "ok" if m[k].get("ok") else f"failed: {m[k].get('error')}"]
+    return (f"{m['image']} ({m['pixels'] / 1e6:.1f} MP), {m['threads']} thread(s), address space "
+            f"limited to {m['limit_gb']:g} GB:\n\n"
+            + _table(["command", "peak RSS MB", "seconds", "result"], [row("encode"), row("decode")]))
+
+
+def sparsity_table(r) -> str:
+    s, ours = r.extras.get("sparsity"), r.codecs.get("aecompress")
+    if not s:
+        return "_no sparsity data_"
+    res = s["results"]
+    bpp = dict(zip(ours["results"]["quality"], ours["results"]["bpp"])) if ours else {}
+    rows = [[f"{q:g}", _f(bpp.get(q), ".4f"), f"{100 * z:.1f}%", f"{nz:.1f} / {res['channels']}",
+             f"{c99:.1f} / {res['channels']}"]
+            for q, z, nz, c99 in zip(res["quality"], res["zero_share"], res["nonzero_channels"], res["channels_99"])]
+    return _table(["quality", "bpp", "zero symbols", "channels with any non-zero", "channels for 99% of y bits"], rows)
+
+
+def markdown(r, figures: dict[str, str]) -> str:
+    run = r.extras.get("run", {})
+    crops = r.extras.get("crops")
+    parts = [
+        f"# Benchmark report: {r.name}",
+        f"Generated from `{r.folder.as_posix()}`: {run.get('images', '?')} images, {run.get('date', '?')}, "
+        f"{run.get('machine', '?')}, torch {run.get('torch', '?')} with {run.get('torch_threads', '?')} "
+        f"thread(s), Pillow {run.get('pillow', '?')}, model `{run.get('model', '?')}` "
+        f"({run.get('model_digest', '?')}){', QUICK run (subset)' if run.get('quick') else ''}.",
+        "bpp = file bytes x 8 / pixels (headers included), PSNR on 8-bit RGB and MS-SSIM averaged per image; "
+        "times per image, warm, median of repeats. Published curves are other systems' figures, not measured here.",
+        f"![rate-distortion]({figures.get('rd', 'rd.png')})",
+        "## BD-rate (PSNR-RGB, pchip in log-rate, overlapping range) and bpp at equal PSNR", bd_table(r),
+    ]
+    if _published_keys(r):
+        parts += ["### Published figures (dashed on the plot)", published_table(r)]
+    parts += ["## Speed", speed_table(r), "## Peak memory", memory_table(r),
+              "## Sparsity of the code (aecompress)", sparsity_table(r)]
+    if crops:
+        parts += [f"## Crops at equal file size ({crops['image']}, box {crops['box']})",
+                  "Each codec at its largest setting whose file is not larger than aecompress's.",
+                  f"![crops]({figures.get('crops', 'crops.png')})"]
+    parts += [f"## MS-SSIM\n\n![rd-msssim]({figures.get('rd_msssim', 'rd-msssim.png')})",
+              "## Every point", rd_table(r)]
+    return "\n\n".join(parts) + "\n"
+
+
+def readme_section(r, rel: Path) -> str:
+    """A short headline: BD-rates of aecompress, bpp at 34 dB and decode speed, with the plot."""
+    ours = r.codecs.get("aecompress", {}).get("results")
+    rows = []
+    for name in ("jpeg", "webp", "avif", "jpeg2000"):
+        if ours and name in r.codecs:
+            res = r.codecs[name]["results"]
+            rows.append([name, _pct(_bd(res, ours)), _f(bpp_at_psnr(res["bpp"], res["psnr-rgb"], 34.0))])
+    at34 = _f(bpp_at_psnr(ours["bpp"], ours["psnr-rgb"], 34.0)) if ours else "n/a"
+    run = r.extras.get("run", {})
+    return "\n\n".join([
+        START, f"Kodak ({run.get('images', '?')} images), model `{run.get('model', '?')}`, measured "
+        f"{run.get('date', '?')}; full tables in [{rel.as_posix()}/report.md]({rel.as_posix()}/report.md).",
+        f"![rate-distortion]({rel.as_posix()}/rd.png)",
+        _table(["anchor", "BD-rate of aecompress", "anchor bpp @ 34 dB"], rows)
+        + f"\n\naecompress needs {at34} bpp for 34 dB.",
+        speed_table(r), END])
+
+
+def update_readme(readme: Path, r, rel: Path) -> bool:
+    """Replace the generated section between the markers; README files without them are left alone."""
+    text = readme.read_text()
+    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
+    if not pattern.search(text):
+        return False
+    readme.write_text(pattern.sub(lambda _: readme_section(r, rel), text))
+    return True
