@@ -1,0 +1,100 @@
+"""The benchmark measures what it claims: real file sizes, sound metrics, a report from its JSON."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from aecompress import bench, bench_extras, codec, metrics, zoo
+from aecompress.cli import main
+from conftest import GOLDEN, smooth_image
+
+MODEL = str(GOLDEN / "tiny.pt")
+SCHEMA = ("bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """Two small images, two qualities, aecompress (tiny model) + JPEG + WebP, report drawn."""
+    root = tmp_path_factory.mktemp("bench")
+    data = root / "set"
+    data.mkdir()
+    for i, (h, w) in enumerate(((176, 192), (192, 200))):
+        Image.fromarray(smooth_image(h, w, seed=i)).save(data / f"img{i}.png")
+    summary = bench.run(data, root / "out", MODEL, (30, 80), codecs=["aecompress", "jpeg", "webp"],
+                        repeats=1, keep_files=root / "files", extras=False)
+    return root, summary
+
+
+def test_results_follow_compressai_columnar_schema(smoke):
+    root, summary = smoke
+    assert set(summary.codecs) == {"aecompress", "jpeg", "webp"}
+    for name in summary.codecs:
+        d = json.loads((summary.results_dir / f"{name}.json").read_text())
+        assert d["name"] == name and d["description"]
+        n = len(d["results"]["quality"])
+        assert n >= 2
+        for key in SCHEMA:
+            assert len(d["results"][key]) == n and all(np.isfinite(d["results"][key]))
+
+
+def test_bpp_is_file_bytes_times_8_over_pixels(smoke):
+    root, summary = smoke
+    for name, ext in (("aecompress", "aec"), ("jpeg", "jpg"), ("webp", "webp")):
+        d = json.loads((summary.results_dir / f"{name}.json").read_text())
+        for i, q in enumerate(d["results"]["quality"]):
+            sizes = [(root / "files" / name / f"{img.rsplit('.', 1)[0]}@{q:g}.{ext}").stat().st_size
+                     for img in d["images"]]
+            assert sizes == d["per_image"]["bytes"][i]
+            bpp = np.mean([s * 8 / p for s, p in zip(sizes, d["pixels"])])
+            assert d["results"]["bpp"][i] == pytest.approx(bpp, rel=1e-12)
+
+
+def test_aecompress_files_decode_to_the_measured_psnr(smoke):
+    root, summary = smoke
+    d = json.loads((summary.results_dir / "aecompress.json").read_text())
+    model = zoo.load(MODEL)
+    original = np.asarray(Image.open(root / "set" / d["images"][0]).convert("RGB"))
+    data = (root / "files" / "aecompress" / f"img0@{d['results']['quality'][0]:g}.aec").read_bytes()
+    back = np.asarray(codec.decode(data, model=model))
+    assert metrics.psnr(original, back) == pytest.approx(d["per_image"]["psnr-rgb"][0][0])
+
+
+def test_report_is_drawn_from_the_json(smoke):
+    root, summary = smoke
+    text = summary.report.read_text()
+    assert "BD-rate" in text and "| jpeg |" in text and "Speed" in text
+    for figure in ("rd.png", "rd-msssim.png"):
+        assert Image.open(root / "out" / figure).size[0] > 100
+
+
+def test_bd_rate_of_a_codec_against_itself_is_zero():
+    bpp, psnr = [0.2, 0.4, 0.8, 1.6], [27.0, 30.5, 33.8, 37.2]
+    assert metrics.bd_rate(bpp, psnr, bpp, psnr) == pytest.approx(0, abs=1e-9)
+    assert metrics.bd_rate(bpp, psnr, [b / 2 for b in bpp], psnr) == pytest.approx(-50)
+    assert metrics.bd_rate(bpp, psnr, bpp, [p + 20 for p in psnr]) is None  # no overlap: no number
+    assert metrics.bpp_at_psnr(bpp, psnr, 30.5) == pytest.approx(0.4)
+
+
+def test_ms_ssim_of_identical_images_is_one():
+    a = smooth_image(176, 200)
+    assert metrics.ms_ssim(a, a) == pytest.approx(1.0, abs=1e-12)
+    noisy = np.clip(a + np.random.default_rng(0).normal(0, 8, a.shape), 0, 255).astype(np.uint8)
+    assert 0.5 < metrics.ms_ssim(a, noisy) < 1.0
+    with pytest.raises(ValueError):
+        metrics.ms_ssim(a[:100], a[:100])  # too small for 5 scales
+
+
+def test_sparsity_counts_the_zero_symbols(golden_model):
+    data = codec.encode(smooth_image(64, 96), 50, model=golden_model)
+    s = bench_extras.sparsity_of(data, golden_model)
+    _, _, lat = codec.read(data, golden_model)
+    assert s.zero_share == pytest.approx((lat.y_symbols == 0).mean())
+    assert s.channels == golden_model.config.M and 0 <= s.channels_99 <= s.channels
+
+
+def test_bench_rejects_a_missing_folder(tmp_path):
+    r = CliRunner().invoke(main, ["bench", str(tmp_path / "none"), "--model", MODEL, "--out", str(tmp_path)])
+    assert r.exit_code == 1 and "not a folder of images" in r.output
