@@ -14,14 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
-from . import coder, container, intnet, zoo
+from . import coder, container, intnet, tiling, zoo
 from .container import ALPHA, ICC, Y_STREAM, Z_STREAM, FormatError
 from .entropy import Tables
 
-PAD = 16  # g_a downsamples by 16; h_a's output is cropped to what h_s needs
+PAD = tiling.STRIDE  # g_a downsamples by 16; h_s's output is cropped to y's size
 
 
 class DecodeError(ValueError):
@@ -33,9 +32,9 @@ class Latents:
     """The integer content of a file: z symbols, y symbols and what h_s derived from z."""
 
     z_hat: np.ndarray  # int64 (N, hz, wz)
-    y_symbols: np.ndarray  # int64 (M, hy, wy): round(y' - mean)
-    index: np.ndarray  # int64 (M, hy, wy): scale table of each y symbol
-    mean_int: np.ndarray  # int64 (M, hy, wy): mean = mean_int * MEAN_SCALE
+    y_symbols: np.ndarray  # int32 (M, hy, wy): round(y' - mean)
+    index: np.ndarray  # int32 (M, hy, wy): scale table of each y symbol
+    mean_int: np.ndarray  # int32 (M, hy, wy): mean = mean_int * MEAN_SCALE
 
 
 def resolve_device(device: str) -> torch.device:
@@ -86,25 +85,20 @@ def to_pixels(image: Image.Image | np.ndarray) -> tuple[np.ndarray, str, np.ndar
 
 
 def analyze(model: zoo.CodingModel, rgb: np.ndarray, quality: float, device: torch.device) -> Latents:
-    h, w = rgb.shape[:2]
-    (hy, wy), _ = _latent_sizes(w, h)
-    x = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float().div_(255)
-    x = F.pad(x, (0, wy * PAD - w, 0, hy * PAD - h), mode="replicate")
-    x = x.to(device, memory_format=torch.channels_last)
     net = model.net.to(device)
-    y, z_hat = net.analyze(x, quality)
-    index, mean_int = intnet.run_exact(model.h_s, z_hat, (hy, wy), model.config.levels)
-    mean = torch.from_numpy(mean_int * intnet.MEAN_SCALE).float().to(device)
-    y_symbols = torch.round(y[0] - mean).cpu().numpy().astype(np.int64)
+    y = tiling.analysis(net, rgb, quality, device)
+    z_hat = net.hyper_analysis(y.to(device))
+    index, mean_int = intnet.run_exact(model.h_s, z_hat, tuple(y.shape[-2:]), model.config.levels)
+    mean = torch.from_numpy(mean_int * intnet.MEAN_SCALE).float()
+    y_symbols = torch.round(y[0].sub_(mean)).numpy().astype(np.int32)
+    del y, mean
     return Latents(z_hat=z_hat, y_symbols=y_symbols, index=index, mean_int=mean_int)
 
 
 def synthesize(model: zoo.CodingModel, latents: Latents, quality: float, width: int, height: int,
                device: torch.device) -> np.ndarray:
-    y_hat = latents.y_symbols + latents.mean_int * intnet.MEAN_SCALE
-    y_hat = torch.from_numpy(y_hat).float()[None].to(device, memory_format=torch.channels_last)
-    x_hat = model.net.to(device).synthesize(y_hat, quality)[0, :, :height, :width]
-    return x_hat.mul(255).round_().byte().permute(1, 2, 0).cpu().numpy()
+    y_hat = torch.from_numpy(latents.y_symbols + latents.mean_int * intnet.MEAN_SCALE).float()[None]
+    return tiling.synthesis(model.net.to(device), y_hat, quality, height, width, device)
 
 
 def encode_latents(model: zoo.CodingModel, latents: Latents) -> tuple[bytes, bytes]:

@@ -18,7 +18,7 @@ import numpy as np
 from .entropy import Tables
 
 _RAW = constriction.stream.model.Uniform(2**16)
-RAW_LIMIT = 2**31  # escaped values must satisfy |v| < RAW_LIMIT
+RAW_LIMIT = 2**30  # every value must satisfy |v| < RAW_LIMIT
 
 
 class CorruptStream(ValueError):
@@ -35,7 +35,7 @@ def _model(tables: Tables, i: int):
     return _categorical(tables.counts[i, : tables.length[i]].tobytes())
 
 
-def _zigzag(v: np.ndarray) -> np.ndarray:
+def _zigzag(v: np.ndarray) -> np.ndarray:  # int64 in, int64 out
     return np.where(v >= 0, 2 * v, -2 * v - 1).astype(np.int64)
 
 
@@ -52,17 +52,18 @@ def _groups(table_ids: np.ndarray, n_tables: int) -> tuple[np.ndarray, np.ndarra
 
 def encode(symbols: np.ndarray, table_ids: np.ndarray, tables: Tables) -> bytes:
     """symbols, table_ids: int64 arrays of the same shape -> compressed bytes."""
-    symbols, table_ids = symbols.ravel().astype(np.int64), table_ids.ravel().astype(np.int64)
-    offset = tables.offset[table_ids].astype(np.int64)
-    length = tables.length[table_ids].astype(np.int64)
-    index = symbols - offset
-    escaped = (index < 0) | (index > length - 2)
-    if np.any(np.abs(symbols[escaped]) >= RAW_LIMIT):
+    symbols, table_ids = symbols.ravel(), table_ids.ravel()
+    if symbols.size and max(-int(symbols.min()), int(symbols.max())) >= RAW_LIMIT:
         raise ValueError("latent value out of the codable range")
-    index[escaped] = length[escaped] - 1
+    symbols = symbols.astype(np.int32, copy=False)  # int32 throughout: memory of large images
+    index = symbols - tables.offset[table_ids]
+    length = tables.length[table_ids]
+    escaped = (index < 0) | (index > length - 2)
+    del length
+    index[escaped] = tables.length[table_ids[escaped]] - 1
     order, counts = _groups(table_ids, len(tables.length))
     index = index[order]
-    raw = _zigzag(symbols[order][escaped[order]])
+    raw = _zigzag(symbols[order][escaped[order]].astype(np.int64))
     coder = constriction.stream.stack.AnsCoder()
     if raw.size:  # decoded last, so encoded first
         halves = np.stack([raw & 0xFFFF, raw >> 16], axis=1).ravel().astype(np.int32)
@@ -74,27 +75,31 @@ def encode(symbols: np.ndarray, table_ids: np.ndarray, tables: Tables) -> bytes:
 
 
 def decode(data: bytes, table_ids: np.ndarray, tables: Tables) -> np.ndarray:
-    """The inverse of `encode`, for table_ids known to the decoder; returns int64 symbols."""
+    """The inverse of `encode`, for table_ids known to the decoder; returns int32 symbols."""
     if len(data) % 4:
         raise CorruptStream("stream length is not a whole number of words")
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
     shape = table_ids.shape
-    table_ids = table_ids.ravel().astype(np.int64)
+    table_ids = table_ids.ravel()
     order, counts = _groups(table_ids, len(tables.length))
-    index = np.empty(table_ids.size, np.int64)
+    index = np.empty(table_ids.size, np.int32)
     start = 0
     try:
         coder = constriction.stream.stack.AnsCoder(words)
         for i in np.nonzero(counts)[0]:
             index[start : start + counts[i]] = coder.decode(_model(tables, i), int(counts[i]))
             start += counts[i]
-        length = tables.length[table_ids[order]].astype(np.int64)
-        escaped = index == length - 1
-        values = index + tables.offset[table_ids[order]]
+        sorted_ids = table_ids[order]
+        escaped = index == tables.length[sorted_ids] - 1
+        values = index + tables.offset[sorted_ids]
+        del sorted_ids
         n_raw = int(escaped.sum())
         if n_raw:
             halves = coder.decode(_RAW, 2 * n_raw).astype(np.int64).reshape(-1, 2)
-            values[escaped] = _unzigzag(halves[:, 0] | (halves[:, 1] << 16))
+            raw = _unzigzag(halves[:, 0] | (halves[:, 1] << 16))
+            if np.abs(raw).max() >= RAW_LIMIT:
+                raise CorruptStream("escaped value out of range")
+            values[escaped] = raw
     except BaseException as e:  # constriction raises plain exceptions on exhausted input
         if isinstance(e, KeyboardInterrupt):
             raise

@@ -126,7 +126,7 @@ class IntegerHyperSynthesis(nn.Module):
 
 def run_exact(layers: list[dict[str, np.ndarray]], z_hat: np.ndarray, size: tuple[int, int],
               levels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Integer h_s on int64 z_hat (N, h, w): returns (index, mean_int), each (M, *size), int64."""
+    """Integer h_s on int64 z_hat (N, h, w): returns (index, mean_int), each (M, *size), int32."""
     x = torch.from_numpy(np.clip(z_hat, -Z_LIMIT, Z_LIMIT).astype(np.float64))[None]
     scale = 2.0**-FRACTION_BITS
     with torch.no_grad():
@@ -139,6 +139,8 @@ def run_exact(layers: list[dict[str, np.ndarray]], z_hat: np.ndarray, size: tupl
             else:
                 acc = F.conv2d(x, w, b, 1, 1)
                 x = torch.floor(acc * scale + 0.5)
-    v = x[0, :, : size[0], : size[1]].numpy().astype(np.int64)
+    v = x[0, :, : size[0], : size[1]].numpy()
     M = v.shape[0] // 2
-    return np.clip(v[:M], 0, levels - 1), np.clip(v[M:], -MEAN_LIMIT, MEAN_LIMIT)
+    index = np.clip(v[:M], 0, levels - 1).astype(np.int32)
+    mean_int = np.clip(v[M:], -MEAN_LIMIT, MEAN_LIMIT).astype(np.int32)
+    return index, mean_int

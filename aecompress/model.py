@@ -107,12 +107,15 @@ class HyperpriorModel(nn.Module):
     # Coding path: float transforms around the exact integer hyper-synthesis.
 
     @torch.no_grad()
-    def analyze(self, x: torch.Tensor, quality: float) -> tuple[torch.Tensor, np.ndarray]:
-        """x (1, 3, H, W) in [0, 1], H and W multiples of 16 -> (gained y', z_hat int64)."""
+    def analysis(self, x: torch.Tensor, quality: float) -> torch.Tensor:
+        """x (1, 3, H, W) in [0, 1], H and W multiples of 16 -> gained latent y'."""
         gain, _ = self.gains(torch.tensor([quality_to_t(quality)], device=x.device))
-        y = self.g_a(x).float() * gain
-        z = self.h_a(y).float()
-        return y, torch.round(z)[0].cpu().numpy().astype(np.int64)
+        return self.g_a(x).float() * gain
+
+    @torch.no_grad()
+    def hyper_analysis(self, y: torch.Tensor) -> np.ndarray:
+        """Gained y' (1, M, h, w) -> z_hat, int64 (N, ceil(h/4), ceil(w/4))."""
+        return torch.round(self.h_a(y).float())[0].cpu().numpy().astype(np.int64)
 
     @torch.no_grad()
     def synthesize(self, y_hat_gained: torch.Tensor, quality: float) -> torch.Tensor:

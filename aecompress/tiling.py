@@ -1,0 +1,77 @@
+"""Run g_a and g_s tile by tile, so memory stays bounded for images of any size.
+
+Each tile is computed with a margin of latents around it that is wider than the transforms'
+reach (an output of g_a depends on pixels within 30 px, a pixel of g_s on latents within 2
+positions), then cropped to its core. Zero padding of the convolutions therefore only ever
+happens at the true image border, as in whole-image processing: the tiled result equals the
+untiled one up to float rounding, with no seams.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+STRIDE = 16  # pixels per latent
+TILE = 64  # latents per tile side (1024 px)
+MARGIN = 4  # latents of context on each side of a tile (64 px)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A tile along one axis in latent units: core [start, end), computed over [lo, hi)."""
+
+    start: int
+    end: int
+    lo: int
+    hi: int
+
+
+def spans(n: int, tile: int | None = None, margin: int | None = None) -> list[Span]:
+    tile, margin = tile or TILE, MARGIN if margin is None else margin
+    return [Span(s, min(s + tile, n), max(0, s - margin), min(n, s + tile + margin))
+            for s in range(0, n, tile)]
+
+
+def _pixels(rgb: np.ndarray, rows: Span, cols: Span) -> torch.Tensor:
+    """Pixels for latents [lo, hi) of each axis; beyond the image edge, edge pixels repeat."""
+    h, w = rgb.shape[:2]
+    r = np.clip(np.arange(rows.lo * STRIDE, rows.hi * STRIDE), 0, h - 1)
+    c = np.clip(np.arange(cols.lo * STRIDE, cols.hi * STRIDE), 0, w - 1)
+    block = rgb[r[:, None], c[None, :]]
+    return torch.from_numpy(block).permute(2, 0, 1)[None].float().div_(255)
+
+
+def analysis(net, rgb: np.ndarray, quality: float, device: torch.device) -> torch.Tensor:
+    """uint8 (H, W, 3) -> gained latent y' (1, M, ceil(H/16), ceil(W/16)), float32 on the CPU."""
+    h, w = rgb.shape[:2]
+    hy, wy = -(-h // STRIDE), -(-w // STRIDE)
+    y = torch.empty(1, net.config.M, hy, wy)
+    for rows in spans(hy):
+        for cols in spans(wy):
+            x = _pixels(rgb, rows, cols).to(device, memory_format=torch.channels_last)
+            part = net.analysis(x, quality)
+            y[..., rows.start : rows.end, cols.start : cols.end] = part[
+                ..., rows.start - rows.lo : rows.end - rows.lo, cols.start - cols.lo : cols.end - cols.lo
+            ].cpu()
+    return y
+
+
+def synthesis(net, y_hat: torch.Tensor, quality: float, height: int, width: int,
+              device: torch.device) -> np.ndarray:
+    """Gained y_hat' (1, M, hy, wy) on the CPU -> uint8 pixels (height, width, 3)."""
+    out = np.empty((height, width, 3), np.uint8)
+    hy, wy = y_hat.shape[-2:]
+    for rows in spans(hy):
+        for cols in spans(wy):
+            part = y_hat[..., rows.lo : rows.hi, cols.lo : cols.hi]
+            x = net.synthesize(part.to(device, memory_format=torch.channels_last), quality)
+            r0, c0 = (rows.start - rows.lo) * STRIDE, (cols.start - cols.lo) * STRIDE
+            r1 = min(height, rows.end * STRIDE) - rows.start * STRIDE + r0
+            c1 = min(width, cols.end * STRIDE) - cols.start * STRIDE + c0
+            pixels = x[0, :, r0:r1, c0:c1].mul(255).round_().byte().permute(1, 2, 0).cpu().numpy()
+            out[rows.start * STRIDE : rows.start * STRIDE + r1 - r0,
+                cols.start * STRIDE : cols.start * STRIDE + c1 - c0] = pixels
+    return out
