@@ -81,7 +81,7 @@ def to_pixels(image: Image.Image | np.ndarray) -> tuple[np.ndarray, str, np.ndar
         return rgb, "LA" if gray else "RGBA", alpha
     if mode in ("L", "1", "I;16", "I", "F"):
         return np.asarray(image.convert("L").convert("RGB")), "L", None
-    return np.asarray(image.convert("RGB")), "RGB", None
+    return np.asarray(image if mode == "RGB" else image.convert("RGB")), "RGB", None
 
 
 def analyze(model: zoo.CodingModel, rgb: np.ndarray, quality: float, device: torch.device) -> Latents:

@@ -125,22 +125,27 @@ class IntegerHyperSynthesis(nn.Module):
 
 
 def run_exact(layers: list[dict[str, np.ndarray]], z_hat: np.ndarray, size: tuple[int, int],
-              levels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Integer h_s on int64 z_hat (N, h, w): returns (index, mean_int), each (M, *size), int32."""
+              levels: int, chunk: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Integer h_s on int64 z_hat (N, h, w): returns (index, mean_int), each (M, *size), int32.
+
+    The last layer runs `chunk` output channels at a time, which bounds the float64 memory.
+    """
     x = torch.from_numpy(np.clip(z_hat, -Z_LIMIT, Z_LIMIT).astype(np.float64))[None]
     scale = 2.0**-FRACTION_BITS
     with torch.no_grad():
-        for i, layer in enumerate(layers):
+        for layer in layers[:-1]:
             w = torch.from_numpy(layer["weight"].astype(np.float64))
             b = torch.from_numpy(layer["bias"].astype(np.float64))
-            if i < len(layers) - 1:
-                acc = F.conv_transpose2d(x, w, b, 2, 2, 1)
-                x = torch.floor(acc * scale + 0.5).clamp_(0, ACT_MAX)
-            else:
-                acc = F.conv2d(x, w, b, 1, 1)
-                x = torch.floor(acc * scale + 0.5)
-    v = x[0, :, : size[0], : size[1]].numpy()
-    M = v.shape[0] // 2
-    index = np.clip(v[:M], 0, levels - 1).astype(np.int32)
-    mean_int = np.clip(v[M:], -MEAN_LIMIT, MEAN_LIMIT).astype(np.int32)
-    return index, mean_int
+            x = F.conv_transpose2d(x, w, b, 2, 2, 1)[..., : size[0] + 2, : size[1] + 2]
+            x.mul_(scale).add_(0.5).floor_().clamp_(0, ACT_MAX)
+        w_all, b_all = layers[-1]["weight"], layers[-1]["bias"]
+        out = np.empty((w_all.shape[0], *size), np.int32)
+        for c in range(0, w_all.shape[0], chunk):
+            w = torch.from_numpy(w_all[c : c + chunk].astype(np.float64))
+            b = torch.from_numpy(b_all[c : c + chunk].astype(np.float64))
+            acc = F.conv2d(x, w, b, 1, 1)[0, :, : size[0], : size[1]]
+            out[c : c + chunk] = acc.mul_(scale).add_(0.5).floor_().numpy()
+    M = out.shape[0] // 2
+    np.clip(out[:M], 0, levels - 1, out=out[:M])
+    np.clip(out[M:], -MEAN_LIMIT, MEAN_LIMIT, out=out[M:])
+    return out[:M], out[M:]
