@@ -99,15 +99,29 @@ def main() -> None:
 @click.option("-o", "--output", help="Output file ('-' for stdout). Default: input name with .aec.")
 @click.option("-q", "--quality", type=click.FloatRange(1, 100), default=75, show_default=True,
               help="1..100, higher is better; continuous (e.g. 62.5).")
+@click.option("--target-bpp", type=float, help="Pick the quality that gives this many bits per pixel.")
+@click.option("--target-size", type=int, help="Pick the highest quality whose file fits in this many bytes.")
+@click.option("--target-psnr", type=float, help="Pick the lowest quality that reaches this PSNR (dB).")
 @click.option("--verify", is_flag=True, help="Decode the result again and print its PSNR.")
 @MODEL
 @DEVICE
 @FORCE
 @one_line_errors
-def encode(inputs, output, quality, verify, model, device, force):
-    """Compress images (PNG, JPEG, WebP, TIFF, BMP, ...) into .aec files."""
+def encode(inputs, output, quality, target_bpp, target_size, target_psnr, verify, model, device, force):
+    """Compress images (PNG, JPEG, WebP, TIFF, BMP, ...) into .aec files.
+
+    \b
+    Rate control (instead of -q): --target-size 20000, --target-bpp 0.5 or --target-psnr 34
+    bisects the continuous quality on the model's own rate estimate, then encodes for real.
+    """
+    from . import ratecontrol
+
     if output and len(inputs) > 1:
         raise click.UsageError("-o takes one input; give one file or none")
+    targets = [ratecontrol.Target(k, v) for k, v in
+               (("bpp", target_bpp), ("size", target_size), ("psnr", target_psnr)) if v is not None]
+    if len(targets) > 1:
+        raise click.UsageError("give at most one of --target-bpp, --target-size, --target-psnr")
     m = zoo.load(model)
 
     def one(src: str) -> None:
@@ -116,10 +130,16 @@ def encode(inputs, output, quality, verify, model, device, force):
             raise FileExistsError(f"{dst} exists (use -f to overwrite)")
         start = time.perf_counter()
         image = read_image(read_input(src), src, notice=_notice)
-        data = codec.encode(image, quality, model=m, device=device)
+        q, note = quality, ""
+        if targets:
+            result = ratecontrol.encode_to_target(image, targets[0], m, device)
+            data, q = result.data, result.quality
+            note = f" (target {targets[0].kind} {targets[0].value:g}{'' if result.reached else ' out of reach'})"
+        else:
+            data = codec.encode(image, quality, model=m, device=device)
         seconds = time.perf_counter() - start
         line = (f"{src} -> {dst}: {len(data)} bytes, {len(data) * 8 / (image.width * image.height):.4f} bpp, "
-                f"q {quality:g}, {seconds:.2f} s")
+                f"q {q:g}{note}, {seconds:.2f} s")
         if verify:
             back = np.asarray(codec.decode(data, model=m, device=device).convert(image.mode if image.mode in ("L", "RGB") else "RGB"))
             ref = np.asarray(image.convert(image.mode if image.mode in ("L", "RGB") else "RGB"))
@@ -162,9 +182,11 @@ def decode(inputs, output, model, device, force):
 @main.command()
 @click.argument("file")
 @click.option("--json", "as_json", is_flag=True, help="Print the fields as JSON.")
+@click.option("--stats", is_flag=True, help="Also decode the latents: share of zero symbols, channels in use.")
+@MODEL
 @one_line_errors
-def info(file, as_json):
-    """Show the header of an .aec file."""
+def info(file, as_json, stats, model):
+    """Show the header of an .aec file (and, with --stats, how sparse its code is)."""
     data = read_input(file)
     try:
         f = container.unpack(data)
@@ -177,12 +199,26 @@ def info(file, as_json):
         "bpp": round(len(data) * 8 / (h.width * h.height), 5),
         "sections": {container.SECTION_NAMES.get(t, str(t)): len(p) for t, p in f.sections.items()},
     }
+    if stats:
+        from dataclasses import asdict
+
+        from .bench_extras import sparsity_of
+
+        try:
+            fields["stats"] = asdict(sparsity_of(data, model))
+        except codec.DecodeError as e:
+            raise ValueError(f"{file}: {e}") from None
     if as_json:
         click.echo(json.dumps(fields, indent=1))
     else:
         sections = ", ".join(f"{k} {v} B" for k, v in fields["sections"].items())
         click.echo(f"{file}: {h.width}x{h.height} {h.mode}, q {h.quality:g}, {len(data)} bytes "
                    f"({fields['bpp']} bpp), model {h.model} ({fields['model_hash']}), sections: {sections}")
+        if stats:
+            st = fields["stats"]
+            click.echo(f"  y symbols zero: {100 * st['zero_share']:.1f}%, channels with any non-zero symbol: "
+                       f"{st['nonzero_channels']}/{st['channels']}, channels holding 99% of the bits: "
+                       f"{st['channels_99']}")
 
 
 @main.command()

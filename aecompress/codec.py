@@ -85,9 +85,13 @@ def to_pixels(image: Image.Image | np.ndarray) -> tuple[np.ndarray, str, np.ndar
 
 
 def analyze(model: zoo.CodingModel, rgb: np.ndarray, quality: float, device: torch.device) -> Latents:
-    net = model.net.to(device)
-    y = tiling.analysis(net, rgb, quality, device)
-    z_hat = net.hyper_analysis(y.to(device))
+    return quantize(model, tiling.analysis(model.net.to(device), rgb, device), quality, device)
+
+
+def quantize(model: zoo.CodingModel, y: torch.Tensor, quality: float, device: torch.device) -> Latents:
+    """Latent y of g_a -> the integer latents of a file at this quality."""
+    y = y * model.net.gain(quality)
+    z_hat = model.net.hyper_analysis(y.to(device))
     index, mean_int = intnet.run_exact(model.h_s, z_hat, tuple(y.shape[-2:]), model.config.levels)
     mean = torch.from_numpy(mean_int * intnet.MEAN_SCALE).float()
     y_symbols = torch.round(y[0].sub_(mean)).numpy().astype(np.int32)
@@ -99,6 +103,13 @@ def synthesize(model: zoo.CodingModel, latents: Latents, quality: float, width: 
                device: torch.device) -> np.ndarray:
     y_hat = torch.from_numpy(latents.y_symbols + latents.mean_int * intnet.MEAN_SCALE).float()[None]
     return tiling.synthesis(model.net.to(device), y_hat, quality, height, width, device)
+
+
+def estimated_bytes(model: zoo.CodingModel, latents: Latents) -> float:
+    """The model's own size estimate: ideal code lengths of both streams plus the container."""
+    bits = information_bits(latents.y_symbols, latents.index, model.y_tables)
+    bits += information_bits(latents.z_hat, _z_table_ids(latents.z_hat.shape), model.z_tables)
+    return bits / 8 + 8 + 40 + len(model.name)  # ANS final states, fixed header fields
 
 
 def encode_latents(model: zoo.CodingModel, latents: Latents) -> tuple[bytes, bytes]:
@@ -117,31 +128,58 @@ def decode_latents(model: zoo.CodingModel, z_stream: bytes, y_stream: bytes, wid
     return Latents(z_hat=z_hat, y_symbols=y_symbols, index=index, mean_int=mean_int)
 
 
+@dataclass(frozen=True)
+class Source:
+    """An image ready for coding: RGB pixels, the mode to restore, alpha and ICC profile."""
+
+    rgb: np.ndarray  # uint8 (H, W, 3)
+    mode: str
+    alpha: np.ndarray | None
+    icc_profile: bytes | None
+
+    @property
+    def pixels(self) -> int:
+        return self.rgb.shape[0] * self.rgb.shape[1]
+
+
+def prepare(image: Image.Image | np.ndarray, icc_profile: bytes | None = None) -> Source:
+    rgb, mode, alpha = to_pixels(image)
+    if icc_profile is None and isinstance(image, Image.Image):
+        icc_profile = image.info.get("icc_profile")
+    return Source(rgb, mode, alpha, icc_profile)
+
+
+def write(model: zoo.CodingModel, source: Source, latents: Latents, quality: float) -> bytes:
+    """Entropy-code the latents and wrap them, with alpha and ICC, into .aec bytes."""
+    z, y = encode_latents(model, latents)
+    sections = {Z_STREAM: z, Y_STREAM: y}
+    if source.alpha is not None:
+        sections[ALPHA] = zlib.compress(source.alpha.tobytes(), 9)
+    if source.icc_profile:
+        sections[ICC] = source.icc_profile
+    h, w = source.rgb.shape[:2]
+    header = container.Header(w, h, source.mode, quality, model.name, model.digest)
+    return container.pack(container.AecFile(header, sections))
+
+
+def load_model(model: str | zoo.CodingModel | None) -> zoo.CodingModel:
+    return model if isinstance(model, zoo.CodingModel) else zoo.load(model)
+
+
 def encode(image: Image.Image | np.ndarray, quality: float = 75, model: str | zoo.CodingModel | None = None,
            device: str = "cpu", icc_profile: bytes | None = None) -> bytes:
     """Compress an image (PIL or uint8 array) into .aec bytes. quality: 1..100, higher is better."""
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be in 1..100, got {quality}")
-    m = model if isinstance(model, zoo.CodingModel) else zoo.load(model)
-    rgb, mode, alpha = to_pixels(image)
-    h, w = rgb.shape[:2]
-    if icc_profile is None and isinstance(image, Image.Image):
-        icc_profile = image.info.get("icc_profile")
+    m = load_model(model)
+    source = prepare(image, icc_profile)
     quality = round(float(quality), 2)
-    latents = analyze(m, rgb, quality, resolve_device(device))
-    z, y = encode_latents(m, latents)
-    sections = {Z_STREAM: z, Y_STREAM: y}
-    if alpha is not None:
-        sections[ALPHA] = zlib.compress(alpha.tobytes(), 9)
-    if icc_profile:
-        sections[ICC] = icc_profile
-    header = container.Header(w, h, mode, quality, m.name, m.digest)
-    return container.pack(container.AecFile(header, sections))
+    return write(m, source, analyze(m, source.rgb, quality, resolve_device(device)), quality)
 
 
 def _model_for(header: container.Header, model: str | zoo.CodingModel | None) -> zoo.CodingModel:
     try:
-        m = model if isinstance(model, zoo.CodingModel) else zoo.load(model or header.model)
+        m = load_model(model or header.model)
     except zoo.ModelNotFound:
         raise DecodeError(f"file needs model '{header.model}' (weights {header.model_hash.hex()}), "
                           "which is not installed") from None

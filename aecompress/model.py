@@ -107,10 +107,16 @@ class HyperpriorModel(nn.Module):
     # Coding path: float transforms around the exact integer hyper-synthesis.
 
     @torch.no_grad()
-    def analysis(self, x: torch.Tensor, quality: float) -> torch.Tensor:
-        """x (1, 3, H, W) in [0, 1], H and W multiples of 16 -> gained latent y'."""
-        gain, _ = self.gains(torch.tensor([quality_to_t(quality)], device=x.device))
-        return self.g_a(x).float() * gain
+    def gain(self, quality: float) -> torch.Tensor:
+        """The gain vector (1, M, 1, 1) of a quality: y' = y * gain."""
+        return self.gains(torch.tensor([quality_to_t(quality)]))[0].cpu()
+
+    @torch.no_grad()
+    def analysis(self, x: torch.Tensor) -> torch.Tensor:
+        """x (1, 3, H, W) in [0, 1], H and W multiples of 16 -> latent y (before any gain).
+
+        y does not depend on the quality, so rate control runs g_a only once."""
+        return self.g_a(x).float()
 
     @torch.no_grad()
     def hyper_analysis(self, y: torch.Tensor) -> np.ndarray:
