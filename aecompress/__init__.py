@@ -5,6 +5,7 @@
     image = aecompress.decode(data)                                 # -> PIL.Image
 """
 
+from . import pillow_plugin  # noqa: F401  (registers .aec with Pillow)
 from .codec import DecodeError, decode, encode
 from .zoo import load as load_model
 

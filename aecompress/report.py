@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
+
 from .metrics import bd_rate, bpp_at_psnr
 
 TARGETS_DB = (32.0, 34.0, 36.0)
@@ -42,6 +44,22 @@ def rd_table(r) -> str:
                          f"{res['ms-ssim-rgb'][i]:.4f}", f"{res['encoding_time'][i] * 1000:.0f}",
                          f"{res['decoding_time'][i] * 1000:.0f}"])
     return _table(["codec", "setting", "bpp", "PSNR-RGB dB", "MS-SSIM", "encode ms", "decode ms"], rows)
+
+
+def jpeg_at_equal_bpp_table(r) -> str:
+    """Each aecompress quality beside Pillow JPEG (4:2:0) at the same bpp, interpolated linearly
+    in log-bpp between JPEG's measured qualities (n/a outside JPEG's measured range)."""
+    ours, jpeg = r.codecs.get("aecompress", {}).get("results"), r.codecs.get("jpeg", {}).get("results")
+    if not ours or not jpeg:
+        return "_needs both aecompress and jpeg results_"
+    order = np.argsort(jpeg["bpp"])
+    jb, jp = np.log(np.array(jpeg["bpp"])[order]), np.array(jpeg["psnr-rgb"])[order]
+    rows = []
+    for q, b, p in zip(ours["quality"], ours["bpp"], ours["psnr-rgb"]):
+        inside = jb[0] <= np.log(b) <= jb[-1]
+        j = float(np.interp(np.log(b), jb, jp)) if inside else None
+        rows.append([f"{q:g}", f"{b:.4f}", f"{p:.2f}", _f(j, ".2f"), _f(None if j is None else p - j, "+.2f")])
+    return _table(["quality", "bpp", "PSNR-RGB dB", "JPEG PSNR at this bpp", "difference dB"], rows)
 
 
 def bd_table(r) -> str:
@@ -136,6 +154,7 @@ def markdown(r, figures: dict[str, str]) -> str:
         "times per image, warm, median of repeats. Published curves are other systems' figures, not measured here.",
         f"![rate-distortion]({figures.get('rd', 'rd.png')})",
         "## BD-rate (PSNR-RGB, pchip in log-rate, overlapping range) and bpp at equal PSNR", bd_table(r),
+        "## aecompress against JPEG at the same bitrate", jpeg_at_equal_bpp_table(r),
     ]
     if _published_keys(r):
         parts += ["### Published figures (dashed on the plot)", published_table(r)]

@@ -74,3 +74,27 @@ def test_decoding_with_other_weights_is_refused(tiny, tmp_path):
 def test_quality_out_of_range_is_refused(tiny):
     with pytest.raises(ValueError):
         codec.encode(smooth_image(8, 8), 0, model=tiny)
+
+
+def test_pillow_opens_and_saves_aec(tmp_path, monkeypatch):
+    import hashlib
+    import shutil
+
+    import aecompress  # noqa: F401  (registers the plugin)
+    from aecompress import zoo
+    from conftest import GOLDEN
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    shutil.copy(GOLDEN / "tiny.pt", weights / "tiny.pt")
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", weights)
+    zoo.register(weights / "tiny.pt", hashlib.sha256((weights / "tiny.pt").read_bytes()).hexdigest())
+    img = Image.fromarray(smooth_image(30, 50))
+    path = tmp_path / "x.aec"
+    img.save(path, quality=80)
+    assert container.unpack(path.read_bytes()).header.quality == 80
+    with Image.open(path) as back:
+        assert back.format == "AEC" and back.size == (50, 30) and back.mode == "RGB"
+        pixels = np.asarray(back)
+    assert np.array_equal(pixels, np.asarray(codec.decode(path.read_bytes())))
+    zoo.load.cache_clear()
