@@ -17,6 +17,11 @@ from .image import ImageError, format_for, image_bytes, read_image, read_input, 
 DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu",
                       show_default=True, help="Where the float transforms run.")
 FORCE = click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
+OUT_DIR = click.option("-d", "--out-dir", type=click.Path(file_okay=False), help="Write outputs into this folder.")
+JOBS = click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+                    help="Files processed in parallel.")
+MAX_PIXELS = click.option("--max-pixels", type=click.IntRange(1), default=2**28, show_default=True,
+                          help="Refuse images (and .aec files) declaring more pixels than this.")
 MODEL = click.option("--model", default=None, help="Model name from weights/manifest.json or a .pt file "
                      "(default: the manifest's default; decode reads it from the file).")
 
@@ -48,11 +53,13 @@ def _notice(message: str) -> None:
     click.echo(f"aecompress: note: {message}", err=True)
 
 
-def _output_path(src: str, out: str | None, suffix: str) -> str:
+def _output_path(src: str, out: str | None, suffix: str, out_dir: str | None = None) -> str:
     if out:
         return out
     if src == "-":
         return "-"
+    if out_dir:
+        return str(Path(out_dir) / Path(src).with_suffix(suffix).name)
     return str(Path(src).with_suffix(suffix))
 
 
@@ -69,15 +76,29 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
-def _for_each(files, action) -> None:
-    """Run action on every file; report each failure on one line, fail at the end if any did."""
-    failed = 0
-    for f in files:
+def _for_each(files, action, jobs: int = 1) -> None:
+    """Run action (returning a summary line and whether it may go to stdout) on every file, `jobs` at a time, with a progress bar
+    for several files; report each failure on one line and fail at the end if any did."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+
+    def guarded(f) -> tuple[bool, str, bool]:
         try:
-            action(f)
+            line, to_stdout = action(f)
+            return True, line, not to_stdout
         except (ValueError, OSError, LookupError) as e:
-            click.echo(f"aecompress: error: {e}", err=True)
-            failed += 1
+            return False, f"aecompress: error: {e}", True
+
+    failed = 0
+    with tqdm(total=len(files), unit="file", disable=len(files) < 2, file=sys.stderr) as bar:
+        with ThreadPoolExecutor(max(1, jobs)) as pool:
+            for ok, line, err in pool.map(guarded, files):
+                failed += not ok
+                bar.write(line, file=sys.stderr if err else sys.stdout)
+                bar.update()
+    if len(files) > 1:
+        click.echo(f"{len(files) - failed} of {len(files)} files done", err=True)
     if failed:
         raise Failure()
 
@@ -103,11 +124,16 @@ def main() -> None:
 @click.option("--target-size", type=int, help="Pick the highest quality whose file fits in this many bytes.")
 @click.option("--target-psnr", type=float, help="Pick the lowest quality that reaches this PSNR (dB).")
 @click.option("--verify", is_flag=True, help="Decode the result again and print its PSNR.")
+@click.option("--strip", is_flag=True, help="Drop the ICC profile and EXIF (kept by default).")
+@OUT_DIR
+@JOBS
+@MAX_PIXELS
 @MODEL
 @DEVICE
 @FORCE
 @one_line_errors
-def encode(inputs, output, quality, target_bpp, target_size, target_psnr, verify, model, device, force):
+def encode(inputs, output, quality, target_bpp, target_size, target_psnr, verify, strip, out_dir, jobs,
+           max_pixels, model, device, force):
     """Compress images (PNG, JPEG, WebP, TIFF, BMP, ...) into .aec files.
 
     \b
@@ -123,13 +149,18 @@ def encode(inputs, output, quality, target_bpp, target_size, target_psnr, verify
     if len(targets) > 1:
         raise click.UsageError("give at most one of --target-bpp, --target-size, --target-psnr")
     m = zoo.load(model)
+    if out_dir:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
 
-    def one(src: str) -> None:
-        dst = _output_path(src, output, ".aec")
+    def one(src: str) -> tuple[str, bool]:
+        dst = _output_path(src, output, ".aec", out_dir)
         if dst != "-" and Path(dst).exists() and not force:
             raise FileExistsError(f"{dst} exists (use -f to overwrite)")
         start = time.perf_counter()
-        image = read_image(read_input(src), src, notice=_notice)
+        image = read_image(read_input(src), src, max_pixels, notice=_notice)
+        if strip:
+            image.info.pop("icc_profile", None)
+            image.info.pop("exif", None)
         q, note = quality, ""
         if targets:
             result = ratecontrol.encode_to_target(image, targets[0], m, device)
@@ -145,38 +176,43 @@ def encode(inputs, output, quality, target_bpp, target_size, target_psnr, verify
             ref = np.asarray(image.convert(image.mode if image.mode in ("L", "RGB") else "RGB"))
             line += f", PSNR {_psnr(ref, back):.2f} dB"
         _emit(dst, data, force)
-        click.echo(line, err=dst == "-")
+        return line, dst != "-"  # the summary goes to stderr when stdout carries the data
 
-    _for_each(inputs, one)
+    _for_each(list(inputs), one, jobs)
 
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", help="Output image ('-' for stdout, PNG); the format follows the extension.")
+@OUT_DIR
+@JOBS
+@MAX_PIXELS
 @MODEL
 @DEVICE
 @FORCE
 @one_line_errors
-def decode(inputs, output, model, device, force):
+def decode(inputs, output, out_dir, jobs, max_pixels, model, device, force):
     """Decompress .aec files into images (PNG by default)."""
     if output and len(inputs) > 1:
         raise click.UsageError("-o takes one input; give one file or none")
+    if out_dir:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
 
-    def one(src: str) -> None:
-        dst = _output_path(src, output, ".png")
+    def one(src: str) -> tuple[str, bool]:
+        dst = _output_path(src, output, ".png", out_dir)
         if dst != "-" and Path(dst).exists() and not force:
             raise FileExistsError(f"{dst} exists (use -f to overwrite)")
         start = time.perf_counter()
         try:
-            image = codec.decode(read_input(src), model=model, device=device)
+            image = codec.decode(read_input(src), model=model, device=device, max_pixels=max_pixels)
         except codec.DecodeError as e:
             raise ValueError(f"{src}: {e}") from None
         data = image_bytes(image, format_for(dst))
         _emit(dst, data, force)
-        click.echo(f"{src} -> {dst}: {image.width}x{image.height} {image.mode}, "
-                   f"{time.perf_counter() - start:.2f} s", err=dst == "-")
+        line = f"{src} -> {dst}: {image.width}x{image.height} {image.mode}, {time.perf_counter() - start:.2f} s"
+        return line, dst != "-"  # the summary goes to stderr when stdout carries the data
 
-    _for_each(inputs, one)
+    _for_each(list(inputs), one, jobs)
 
 
 @main.command()

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from . import coder, container, intnet, tiling, zoo
-from .container import ALPHA, ICC, Y_STREAM, Z_STREAM, FormatError
+from .container import ALPHA, EXIF, ICC, Y_STREAM, Z_STREAM, FormatError
 from .entropy import Tables
 
 PAD = tiling.STRIDE  # g_a downsamples by 16; h_s's output is cropped to y's size
@@ -136,6 +136,7 @@ class Source:
     mode: str
     alpha: np.ndarray | None
     icc_profile: bytes | None
+    exif: bytes | None = None
 
     @property
     def pixels(self) -> int:
@@ -144,9 +145,10 @@ class Source:
 
 def prepare(image: Image.Image | np.ndarray, icc_profile: bytes | None = None) -> Source:
     rgb, mode, alpha = to_pixels(image)
-    if icc_profile is None and isinstance(image, Image.Image):
-        icc_profile = image.info.get("icc_profile")
-    return Source(rgb, mode, alpha, icc_profile)
+    info = image.info if isinstance(image, Image.Image) else {}
+    exif = info.get("exif")
+    return Source(rgb, mode, alpha, icc_profile or info.get("icc_profile"),
+                  exif if isinstance(exif, bytes) and exif else None)
 
 
 def write(model: zoo.CodingModel, source: Source, latents: Latents, quality: float) -> bytes:
@@ -157,6 +159,8 @@ def write(model: zoo.CodingModel, source: Source, latents: Latents, quality: flo
         sections[ALPHA] = zlib.compress(source.alpha.tobytes(), 9)
     if source.icc_profile:
         sections[ICC] = source.icc_profile
+    if source.exif:
+        sections[EXIF] = source.exif
     h, w = source.rgb.shape[:2]
     header = container.Header(w, h, source.mode, quality, model.name, model.digest)
     return container.pack(container.AecFile(header, sections))
@@ -222,4 +226,6 @@ def decode(data: bytes, model: str | zoo.CodingModel | None = None, device: str 
         image.putalpha(Image.frombytes("L", (h.width, h.height), alpha))
     if ICC in f.sections:
         image.info["icc_profile"] = f.sections[ICC]
+    if EXIF in f.sections:
+        image.info["exif"] = f.sections[EXIF]
     return image

@@ -30,20 +30,20 @@ def read_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS,
         raise ImageError(f"{name}: empty file")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            Image.MAX_IMAGE_PIXELS = max_pixels
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = None  # checked below, against our own limit, before decoding
             image = Image.open(io.BytesIO(data))
             if image.width * image.height > max_pixels:
                 raise ImageError(f"{name}: {image.width}x{image.height} exceeds the limit of {max_pixels} pixels")
             if getattr(image, "n_frames", 1) > 1:
                 notice(f"{name}: has {image.n_frames} frames; encoding the first")
             image.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
         raise ImageError(f"{name}: not a readable image ({e.__class__.__name__})") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{name}: cannot decode image ({e})") from None
     icc = image.info.get("icc_profile")
-    image = ImageOps.exif_transpose(image)
+    image = ImageOps.exif_transpose(image)  # also resets the EXIF orientation tag
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         notice(f"{name}: {image.mode} samples reduced to 8 bits")
         wide = np.asarray(image, dtype=np.float64)
@@ -76,8 +76,9 @@ def write_atomic(path: Path, data: bytes, force: bool) -> None:
 def image_bytes(image: Image.Image, fmt: str) -> bytes:
     buf = io.BytesIO()
     params = {}
-    if image.info.get("icc_profile") and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
-        params["icc_profile"] = image.info["icc_profile"]
+    for key in ("icc_profile", "exif"):
+        if image.info.get(key) and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
+            params[key] = image.info[key]
     if fmt == "JPEG" and image.mode in ("RGBA", "LA"):
         image = image.convert("RGB" if image.mode == "RGBA" else "L")
     image.save(buf, format=fmt, **params)

@@ -87,3 +87,43 @@ def test_decoded_png_matches_python_api(png, tmp_path):
     cli = np.asarray(Image.open(tmp_path / "a.png"))
     api = np.asarray(codec.decode(data, model=model))
     assert np.array_equal(cli, api)
+
+
+def test_many_files_into_a_folder_with_metadata_kept(tmp_path):
+    srcs = []
+    for i in range(3):
+        img = Image.fromarray(smooth_image(20 + i, 30))
+        exif = Image.Exif()
+        exif[0x010E] = f"picture {i}"  # ImageDescription
+        path = tmp_path / f"p{i}.jpg"
+        img.save(path, quality=95, exif=exif, icc_profile=b"fake-icc-profile-bytes")
+        srcs.append(path)
+    out = tmp_path / "out"
+    r = run("encode", *srcs, "-d", out, "--model", MODEL, "-j", 2)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == ["p0.aec", "p1.aec", "p2.aec"]
+    r = run("decode", *sorted(out.iterdir()), "-d", tmp_path / "back", "--model", MODEL)
+    assert r.exit_code == 0, r.output
+    back = Image.open(tmp_path / "back" / "p1.png")
+    assert back.info.get("icc_profile") == b"fake-icc-profile-bytes"
+    assert back.getexif()[0x010E] == "picture 1"
+    r = run("encode", srcs[0], "-o", tmp_path / "s.aec", "--strip", "--model", MODEL)
+    from aecompress import container
+    assert container.ICC not in container.unpack((tmp_path / "s.aec").read_bytes()).sections
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.fromarray(smooth_image(20, 40))  # 40 wide, 20 high
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    img.save(tmp_path / "r.jpg", exif=exif)
+    assert run("encode", tmp_path / "r.jpg", "--model", MODEL).exit_code == 0
+    from aecompress import container
+    h = container.unpack((tmp_path / "r.aec").read_bytes()).header
+    assert (h.width, h.height) == (20, 40)
+
+
+def test_declared_size_beyond_limit_is_refused(png, tmp_path):
+    r = run("encode", png, "--model", MODEL, "--max-pixels", 100)
+    assert r.exit_code == 1 and "exceeds" in r.output
+    assert not png.with_suffix(".aec").exists()
