@@ -37,7 +37,11 @@ def read_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS,
                 raise ImageError(f"{name}: {image.width}x{image.height} exceeds the limit of {max_pixels} pixels")
             if getattr(image, "n_frames", 1) > 1:
                 notice(f"{name}: has {image.n_frames} frames; encoding the first")
+            if any(";16" in str(tile.args) for tile in image.tile):
+                notice(f"{name}: 16-bit samples reduced to 8 bits")
             image.load()
+    except ImageError:
+        raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as e:
         raise ImageError(f"{name}: not a readable image ({e.__class__.__name__})") from None
     except (OSError, SyntaxError, ValueError) as e:
@@ -45,15 +49,30 @@ def read_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS,
     icc = image.info.get("icc_profile")
     image = ImageOps.exif_transpose(image)  # also resets the EXIF orientation tag
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        notice(f"{name}: {image.mode} samples reduced to 8 bits")
         wide = np.asarray(image, dtype=np.float64)
-        image = Image.fromarray(np.clip(np.round(wide / 257), 0, 255).astype(np.uint8), "L")
+        if wide.max(initial=0) > 255:
+            notice(f"{name}: 16-bit samples reduced to 8 bits")
+            wide = wide / 257
+        image = Image.fromarray(np.clip(np.round(wide), 0, 255).astype(np.uint8), "L")
     elif image.mode == "CMYK":
         notice(f"{name}: CMYK converted to RGB")
-        image = image.convert("RGB")
+        image, icc = _cmyk_to_rgb(image, icc), None
     if icc:
         image.info["icc_profile"] = icc
     return image
+
+
+def _cmyk_to_rgb(image: Image.Image, icc: bytes | None) -> Image.Image:
+    """Through the embedded CMYK profile into sRGB when there is one, else Pillow's formula."""
+    if icc:
+        try:
+            from PIL import ImageCms
+
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            return ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        except Exception:  # a broken profile: fall back rather than refuse the image
+            pass
+    return image.convert("RGB")
 
 
 def write_atomic(path: Path, data: bytes, force: bool) -> None:

@@ -127,3 +127,59 @@ def test_declared_size_beyond_limit_is_refused(png, tmp_path):
     r = run("encode", png, "--model", MODEL, "--max-pixels", 100)
     assert r.exit_code == 1 and "exceeds" in r.output
     assert not png.with_suffix(".aec").exists()
+
+
+def _png_16bit_rgb(path, h, w):
+    """A 48-bit RGB PNG written by hand (Pillow cannot write one)."""
+    import struct
+    import zlib
+
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 65536, (h, w, 3), dtype=np.uint16).astype(">u2")
+    raw = b"".join(b"\0" + rows[y].tobytes() for y in range(h))
+
+    def chunk(tag, body):
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
+                     + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("kind", ["16bit-rgb", "16bit-gray", "palette", "cmyk", "gif", "1x1", "panorama"])
+def test_input_kinds_encode_and_decode(tmp_path, kind):
+    path = tmp_path / "in.png"
+    rgb = smooth_image(24, 40)
+    if kind == "16bit-rgb":
+        _png_16bit_rgb(path, 24, 40)
+    elif kind == "16bit-gray":
+        Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(path)
+    elif kind == "palette":
+        Image.fromarray(rgb).quantize(16).save(path)
+    elif kind == "cmyk":
+        path = tmp_path / "in.tif"
+        Image.fromarray(rgb).convert("CMYK").save(path)
+    elif kind == "gif":
+        path = tmp_path / "in.gif"
+        frames = [Image.fromarray(smooth_image(24, 40, seed=i)).quantize(32) for i in range(3)]
+        frames[0].save(path, save_all=True, append_images=frames[1:])
+    elif kind == "1x1":
+        Image.fromarray(rgb[:1, :1]).save(path)
+    else:
+        Image.fromarray(np.tile(rgb, (1, 60, 1))[:16]).save(path)  # 16 x 2400
+    r = run("encode", path, "-o", tmp_path / "x.aec", "--model", MODEL)
+    assert r.exit_code == 0, r.output
+    if kind in ("16bit-rgb", "16bit-gray"):
+        assert "16-bit samples reduced to 8 bits" in r.output
+    if kind == "gif":
+        assert "encoding the first" in r.output
+    r = run("decode", tmp_path / "x.aec", "-o", tmp_path / "x.png", "--model", MODEL)
+    assert r.exit_code == 0, r.output
+    out = Image.open(tmp_path / "x.png")
+    assert out.size == Image.open(path).size
+    assert out.mode == ("L" if kind == "16bit-gray" else "RGB")
+
+
+def test_unwritable_output_folder_is_one_line_error(png, tmp_path):
+    r = run("encode", png, "-o", tmp_path / "missing" / "x.aec", "--model", MODEL)
+    assert r.exit_code == 1 and r.output.count("\n") == 1 and r.output.startswith("aecompress: error:")
