@@ -100,6 +100,8 @@ def decode(data: bytes, table_ids: np.ndarray, tables: Tables) -> np.ndarray:
             if np.abs(raw).max() >= RAW_LIMIT:
                 raise CorruptStream("escaped value out of range")
             values[escaped] = raw
+        if not coder.is_empty():
+            raise CorruptStream("stream holds more data than its symbols")
     except BaseException as e:  # constriction raises plain exceptions on exhausted input
         if isinstance(e, KeyboardInterrupt):
             raise

@@ -124,27 +124,43 @@ class IntegerHyperSynthesis(nn.Module):
         return layers
 
 
+def _band(layers: list[dict[str, torch.Tensor]], z: torch.Tensor, width: int, out: np.ndarray,
+          chunk: int) -> None:
+    """h_s on a band of z rows; writes the rows of `out` (2M, rows, width) it computes exactly."""
+    scale = 2.0**-FRACTION_BITS
+    x = z[None]
+    for layer in layers[:-1]:
+        x = F.conv_transpose2d(x, layer["weight"], layer["bias"], 2, 2, 1)[..., : width + 2]
+        x.mul_(scale).add_(0.5).floor_().clamp_(0, ACT_MAX)
+    w_all, b_all = layers[-1]["weight"], layers[-1]["bias"]
+    rows = out.shape[1]
+    for c in range(0, w_all.shape[0], chunk):
+        acc = F.conv2d(x, w_all[c : c + chunk], b_all[c : c + chunk], 1, 1)[0, :, :rows, :width]
+        out[c : c + chunk] = acc.mul_(scale).add_(0.5).floor_().numpy()
+
+
 def run_exact(layers: list[dict[str, np.ndarray]], z_hat: np.ndarray, size: tuple[int, int],
-              levels: int, chunk: int = 32) -> tuple[np.ndarray, np.ndarray]:
+              levels: int, band: int = 16, chunk: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """Integer h_s on int64 z_hat (N, h, w): returns (index, mean_int), each (M, *size), int32.
 
-    The last layer runs `chunk` output channels at a time, which bounds the float64 memory.
+    Runs in bands of `band` z rows with 2 rows of context on each side (more than h_s reaches),
+    and the last layer `chunk` channels at a time: memory stays bounded for any image, and the
+    result is identical to one pass over the whole z, since every step is exact.
     """
-    x = torch.from_numpy(np.clip(z_hat, -Z_LIMIT, Z_LIMIT).astype(np.float64))[None]
-    scale = 2.0**-FRACTION_BITS
+    hy, wy = size
+    layers = [{k: torch.from_numpy(v.astype(np.float64)) for k, v in layer.items()} for layer in layers]
+    z = torch.from_numpy(np.clip(z_hat, -Z_LIMIT, Z_LIMIT).astype(np.float64))
+    out = np.empty((layers[-1]["weight"].shape[0], hy, wy), np.int32)
     with torch.no_grad():
-        for layer in layers[:-1]:
-            w = torch.from_numpy(layer["weight"].astype(np.float64))
-            b = torch.from_numpy(layer["bias"].astype(np.float64))
-            x = F.conv_transpose2d(x, w, b, 2, 2, 1)[..., : size[0] + 2, : size[1] + 2]
-            x.mul_(scale).add_(0.5).floor_().clamp_(0, ACT_MAX)
-        w_all, b_all = layers[-1]["weight"], layers[-1]["bias"]
-        out = np.empty((w_all.shape[0], *size), np.int32)
-        for c in range(0, w_all.shape[0], chunk):
-            w = torch.from_numpy(w_all[c : c + chunk].astype(np.float64))
-            b = torch.from_numpy(b_all[c : c + chunk].astype(np.float64))
-            acc = F.conv2d(x, w, b, 1, 1)[0, :, : size[0], : size[1]]
-            out[c : c + chunk] = acc.mul_(scale).add_(0.5).floor_().numpy()
+        for r0 in range(0, z.shape[1], band):
+            r1 = min(z.shape[1], r0 + band)
+            lo, hi = max(0, r0 - 2), min(z.shape[1], r1 + 2)
+            y0, y1 = 4 * r0, min(hy, 4 * r1)
+            if y0 >= y1:
+                break
+            part = np.empty((out.shape[0], 4 * (r0 - lo) + y1 - y0, wy), np.int32)
+            _band(layers, z[:, lo:hi], wy, part, chunk)
+            out[:, y0:y1] = part[:, 4 * (r0 - lo) :]
     M = out.shape[0] // 2
     np.clip(out[:M], 0, levels - 1, out=out[:M])
     np.clip(out[M:], -MEAN_LIMIT, MEAN_LIMIT, out=out[M:])

@@ -98,3 +98,12 @@ def test_corrupted_streams_with_valid_checksum_fail_cleanly(golden_model, data):
         assert image.size == (f.header.width, f.header.height)
     except codec.DecodeError:
         pass
+
+
+def test_mutation_fuzzing_finds_no_crash(golden_model):
+    from aecompress import fuzz
+
+    seeds = [p.read_bytes() for p in sorted(GOLDEN.glob("*.aec"))]
+    report = fuzz.run(300, seeds, golden_model, seed=1)
+    assert report.failures == []
+    assert report.outcomes.get("rejected", 0) > 0

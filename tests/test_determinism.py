@@ -92,3 +92,13 @@ def test_symbols_identical_in_other_process_and_kernels(golden_model, env):
         assert digest == EXPECTED[name]
         here = np.asarray(codec.decode((GOLDEN / name).read_bytes(), model=golden_model), dtype=int)
         assert np.abs(np.asarray(pixels) - here).max() <= 1  # float g_s differs by rounding at most
+
+
+def test_integer_h_s_in_bands_equals_one_pass(golden_model):
+    from aecompress import intnet
+
+    z = np.random.default_rng(0).integers(-20, 20, (golden_model.config.N, 23, 9))
+    whole = intnet.run_exact(golden_model.h_s, z, (90, 35), golden_model.config.levels, band=1000)
+    for band in (1, 2, 5):
+        banded = intnet.run_exact(golden_model.h_s, z, (90, 35), golden_model.config.levels, band=band)
+        assert all(np.array_equal(a, b) for a, b in zip(whole, banded))
