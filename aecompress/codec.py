@@ -31,7 +31,7 @@ class DecodeError(ValueError):
 class Latents:
     """The integer content of a file: z symbols, y symbols and what h_s derived from z."""
 
-    z_hat: np.ndarray  # int64 (N, hz, wz)
+    z_hat: np.ndarray  # integers (N, hz, wz)
     y_symbols: np.ndarray  # int32 (M, hy, wy): round(y' - mean)
     index: np.ndarray  # int32 (M, hy, wy): scale table of each y symbol
     mean_int: np.ndarray  # int32 (M, hy, wy): mean = mean_int * MEAN_SCALE
