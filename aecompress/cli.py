@@ -53,14 +53,27 @@ def _notice(message: str) -> None:
     click.echo(f"aecompress: note: {message}", err=True)
 
 
-def _output_path(src: str, out: str | None, suffix: str, out_dir: str | None = None) -> str:
+def _output_path(src: str, out: str | None, suffix: str, out_dir: str | None, force: bool) -> str:
+    """Where src's result goes: -o, else -d/NAME.suffix, else beside src; never an existing file
+    unless force."""
     if out:
-        return out
-    if src == "-":
-        return "-"
+        dst = out
+    elif src == "-":
+        dst = "-"
+    elif out_dir:
+        dst = str(Path(out_dir) / Path(src).with_suffix(suffix).name)
+    else:
+        dst = str(Path(src).with_suffix(suffix))
+    if dst != "-" and Path(dst).exists() and not force:
+        raise FileExistsError(f"{dst} exists (use -f to overwrite)")
+    return dst
+
+
+def _check_outputs(inputs, output: str | None, out_dir: str | None) -> None:
+    if output and len(inputs) > 1:
+        raise click.UsageError("-o takes one input; give one file or none")
     if out_dir:
-        return str(Path(out_dir) / Path(src).with_suffix(suffix).name)
-    return str(Path(src).with_suffix(suffix))
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
 
 
 def _emit(path: str, data: bytes, force: bool) -> None:
@@ -142,20 +155,15 @@ def encode(inputs, output, quality, target_bpp, target_size, target_psnr, verify
     """
     from . import ratecontrol
 
-    if output and len(inputs) > 1:
-        raise click.UsageError("-o takes one input; give one file or none")
+    _check_outputs(inputs, output, out_dir)
     targets = [ratecontrol.Target(k, v) for k, v in
                (("bpp", target_bpp), ("size", target_size), ("psnr", target_psnr)) if v is not None]
     if len(targets) > 1:
         raise click.UsageError("give at most one of --target-bpp, --target-size, --target-psnr")
     m = zoo.load(model)
-    if out_dir:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
 
     def one(src: str) -> tuple[str, bool]:
-        dst = _output_path(src, output, ".aec", out_dir)
-        if dst != "-" and Path(dst).exists() and not force:
-            raise FileExistsError(f"{dst} exists (use -f to overwrite)")
+        dst = _output_path(src, output, ".aec", out_dir, force)
         start = time.perf_counter()
         image = read_image(read_input(src), src, max_pixels, notice=_notice)
         if strip:
@@ -193,15 +201,10 @@ def encode(inputs, output, quality, target_bpp, target_size, target_psnr, verify
 @one_line_errors
 def decode(inputs, output, out_dir, jobs, max_pixels, model, device, force):
     """Decompress .aec files into images (PNG by default)."""
-    if output and len(inputs) > 1:
-        raise click.UsageError("-o takes one input; give one file or none")
-    if out_dir:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    _check_outputs(inputs, output, out_dir)
 
     def one(src: str) -> tuple[str, bool]:
-        dst = _output_path(src, output, ".png", out_dir)
-        if dst != "-" and Path(dst).exists() and not force:
-            raise FileExistsError(f"{dst} exists (use -f to overwrite)")
+        dst = _output_path(src, output, ".png", out_dir, force)
         start = time.perf_counter()
         try:
             image = codec.decode(read_input(src), model=model, device=device, max_pixels=max_pixels)
