@@ -146,7 +146,8 @@ def _png_16bit_rgb(path, h, w):
                      + chunk(b"IEND", b""))
 
 
-@pytest.mark.parametrize("kind", ["16bit-rgb", "16bit-gray", "palette", "cmyk", "gif", "1x1", "panorama"])
+@pytest.mark.parametrize("kind", ["16bit-rgb", "16bit-gray", "palette", "cmyk", "gif", "1x1", "panorama",
+                                  "webp", "bmp", "tiff", "jpeg"])
 def test_input_kinds_encode_and_decode(tmp_path, kind):
     path = tmp_path / "in.png"
     rgb = smooth_image(24, 40)
@@ -163,6 +164,9 @@ def test_input_kinds_encode_and_decode(tmp_path, kind):
         path = tmp_path / "in.gif"
         frames = [Image.fromarray(smooth_image(24, 40, seed=i)).quantize(32) for i in range(3)]
         frames[0].save(path, save_all=True, append_images=frames[1:])
+    elif kind in ("webp", "bmp", "tiff", "jpeg"):
+        path = tmp_path / f"in.{kind}"
+        Image.fromarray(rgb).save(path)
     elif kind == "1x1":
         Image.fromarray(rgb[:1, :1]).save(path)
     else:
