@@ -26,6 +26,13 @@ MODEL = click.option("--model", default=None, help="Model name from weights/mani
                      "(default: the manifest's default; decode reads it from the file).")
 
 
+def file_options(fn):
+    """The options every many-files command shares: -d, -j, --max-pixels, --model, --device, -f."""
+    for option in reversed((OUT_DIR, JOBS, MAX_PIXELS, MODEL, DEVICE, FORCE)):
+        fn = option(fn)
+    return fn
+
+
 class Failure(Exception):
     pass
 
@@ -138,12 +145,7 @@ def main() -> None:
 @click.option("--target-psnr", type=float, help="Pick the lowest quality that reaches this PSNR (dB).")
 @click.option("--verify", is_flag=True, help="Decode the result again and print its PSNR.")
 @click.option("--strip", is_flag=True, help="Drop the ICC profile and EXIF (kept by default).")
-@OUT_DIR
-@JOBS
-@MAX_PIXELS
-@MODEL
-@DEVICE
-@FORCE
+@file_options
 @one_line_errors
 def encode(inputs, output, quality, target_bpp, target_size, target_psnr, verify, strip, out_dir, jobs,
            max_pixels, model, device, force):
@@ -192,12 +194,7 @@ def encode(inputs, output, quality, target_bpp, target_size, target_psnr, verify
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", help="Output image ('-' for stdout, PNG); the format follows the extension.")
-@OUT_DIR
-@JOBS
-@MAX_PIXELS
-@MODEL
-@DEVICE
-@FORCE
+@file_options
 @one_line_errors
 def decode(inputs, output, out_dir, jobs, max_pixels, model, device, force):
     """Decompress .aec files into images (PNG by default)."""
