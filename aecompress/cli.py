@@ -26,6 +26,29 @@ MODEL = click.option("--model", default=None, help="Model name from weights/mani
                      "(default: the manifest's default; decode reads it from the file).")
 
 
+class NoiseLevel(click.ParamType):
+    """--denoise: 'auto' or a noise level (standard deviation on the 0..255 scale)."""
+
+    name = "auto|LEVEL"
+
+    def convert(self, value, param, ctx):
+        if value == "auto" or isinstance(value, float):
+            return value
+        try:
+            level = float(value)
+        except ValueError:
+            self.fail(f"'{value}' is neither 'auto' nor a number", param, ctx)
+        if not 0 <= level <= codec.MAX_NOISE:
+            self.fail(f"{level:g} is outside 0..{codec.MAX_NOISE:g}", param, ctx)
+        return level
+
+
+DENOISE = click.option("--denoise", type=NoiseLevel(), is_flag=False, flag_value="auto", default=None,
+                       help="Remove sensor noise or grain while encoding: 'auto' (the default when "
+                            "given alone) estimates its level, or give the level, 0..50 on the 0..255 "
+                            "scale (e.g. --denoise 25). Smaller files, cleaner pictures.")
+
+
 def file_options(fn):
     """The options every many-files command shares: -d, -j, --max-pixels, --model, --device, -f."""
     for option in reversed((OUT_DIR, JOBS, MAX_PIXELS, MODEL, DEVICE, FORCE)):
@@ -145,15 +168,18 @@ def main() -> None:
 @click.option("--target-psnr", type=float, help="Pick the lowest quality that reaches this PSNR (dB).")
 @click.option("--verify", is_flag=True, help="Decode the result again and print its PSNR.")
 @click.option("--strip", is_flag=True, help="Drop the ICC profile and EXIF (kept by default).")
+@DENOISE
 @file_options
 @one_line_errors
-def encode(inputs, output, quality, target_bpp, target_size, target_psnr, verify, strip, out_dir, jobs,
-           max_pixels, model, device, force):
+def encode(inputs, output, quality, target_bpp, target_size, target_psnr, verify, strip, denoise, out_dir,
+           jobs, max_pixels, model, device, force):
     """Compress images (PNG, JPEG, WebP, TIFF, BMP, ...) into .aec files.
 
     \b
     Rate control (instead of -q): --target-size 20000, --target-bpp 0.5 or --target-psnr 34
     bisects the continuous quality on the model's own rate estimate, then encodes for real.
+    Noisy photos: --denoise drops the noise instead of spending bits on it (--verify then
+    compares with the noisy input, so its PSNR counts the removed noise as error).
     """
     from . import ratecontrol
 
@@ -173,11 +199,14 @@ def encode(inputs, output, quality, target_bpp, target_size, target_psnr, verify
             image.info.pop("exif", None)
         q, note = quality, ""
         if targets:
-            result = ratecontrol.encode_to_target(image, targets[0], m, device)
+            result = ratecontrol.encode_to_target(image, targets[0], m, device, denoise)
             data, q = result.data, result.quality
             note = f" (target {targets[0].kind} {targets[0].value:g}{'' if result.reached else ' out of reach'})"
         else:
-            data = codec.encode(image, quality, model=m, device=device)
+            data = codec.encode(image, quality, model=m, device=device, denoise=denoise)
+        if denoise is not None:
+            level = container.unpack_noise_level(container.unpack(data).sections.get(container.DENOISE, b"\0\0"))
+            note += f", denoised at level {level:g}" if level else ", no noise to remove"
         seconds = time.perf_counter() - start
         line = (f"{src} -> {dst}: {len(data)} bytes, {len(data) * 8 / (image.width * image.height):.4f} bpp, "
                 f"q {q:g}{note}, {seconds:.2f} s")
@@ -216,6 +245,44 @@ def decode(inputs, output, out_dir, jobs, max_pixels, model, device, force):
 
 
 @main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", help="Output image ('-' for stdout). Default: NAME-denoised.png beside the input.")
+@click.option("--level", type=NoiseLevel(), default="auto", show_default=True,
+              help="Noise level to remove, 0..50 on the 0..255 scale, or 'auto' to estimate it.")
+@click.option("-q", "--quality", type=click.FloatRange(1, 100), default=90, show_default=True,
+              help="Quality of the in-memory coding; high keeps detail, low smooths more.")
+@file_options
+@one_line_errors
+def denoise(inputs, output, level, quality, out_dir, jobs, max_pixels, model, device, force):
+    """Remove noise from photos: encode with --denoise and decode, in memory.
+
+    \b
+      aecompress denoise noisy.png                 # -> noisy-denoised.png
+      aecompress denoise scan.tif --level 30 -o clean.png
+    """
+    _check_outputs(inputs, output, out_dir)
+    m = zoo.load(model)
+
+    def one(src: str) -> tuple[str, bool]:
+        named = str(Path(out_dir or Path(src).parent) / f"{Path(src).stem}-denoised.png")
+        dst = _output_path(src, output or ("-" if src == "-" else named), ".png", None, force)
+        start = time.perf_counter()
+        image = read_image(read_input(src), src, max_pixels, notice=_notice)
+        removed = codec.noise_level(m, codec.prepare(image).rgb, level)
+        if removed:
+            clean = codec.decode(codec.encode(image, quality, model=m, device=device, denoise=removed),
+                                 model=m, device=device)
+        else:
+            clean = image  # nothing to remove: the pixels stay as they are
+        _emit(dst, image_bytes(clean, format_for(dst)), force)
+        line = (f"{src} -> {dst}: " + (f"noise level {removed:g} removed" if removed else "no noise to remove")
+                + f", {time.perf_counter() - start:.2f} s")
+        return line, dst != "-"
+
+    _for_each(list(inputs), one, jobs)
+
+
+@main.command()
 @click.argument("file")
 @click.option("--json", "as_json", is_flag=True, help="Print the fields as JSON.")
 @click.option("--stats", is_flag=True, help="Also decode the latents: share of zero symbols, channels in use.")
@@ -235,6 +302,8 @@ def info(file, as_json, stats, model):
         "bpp": round(len(data) * 8 / (h.width * h.height), 5),
         "sections": {container.SECTION_NAMES.get(t, str(t)): len(p) for t, p in f.sections.items()},
     }
+    if container.DENOISE in f.sections:
+        fields["denoise_level"] = container.unpack_noise_level(f.sections[container.DENOISE])
     if stats:
         from dataclasses import asdict
 
@@ -249,7 +318,8 @@ def info(file, as_json, stats, model):
     else:
         sections = ", ".join(f"{k} {v} B" for k, v in fields["sections"].items())
         click.echo(f"{file}: {h.width}x{h.height} {h.mode}, q {h.quality:g}, {len(data)} bytes "
-                   f"({fields['bpp']} bpp), model {h.model} ({fields['model_hash']}), sections: {sections}")
+                   f"({fields['bpp']} bpp), model {h.model} ({fields['model_hash']}), sections: {sections}"
+                   + (f", denoised at level {fields['denoise_level']:g}" if fields.get("denoise_level") else ""))
         if stats:
             st = fields["stats"]
             click.echo(f"  y symbols zero: {100 * st['zero_share']:.1f}%, channels with any non-zero symbol: "
@@ -265,14 +335,24 @@ def info(file, as_json, stats, model):
 @click.option("--crop", type=int, help="Crop size in pixels.")
 @click.option("--lr", type=float, help="Peak learning rate.")
 @click.option("--channels", type=(int, int), help="N M: widths of the transforms and of y.")
+@click.option("--lambdas", type=(float, float), help="Rate-distortion trade-offs at quality 1 and 100.")
+@click.option("--denoise", is_flag=True, help="Also learn to remove noise (encode --denoise).")
+@click.option("--init", help="Start from this checkpoint or weights file (new optimizer and schedule).")
 @click.option("--eval-dir", help="Folder evaluated every --eval-every steps.")
 @click.option("--eval-every", type=int, help="Steps between evaluations (0: never).")
 @click.option("--smoke", is_flag=True, help="A tiny model for a few steps: checks the setup in seconds.")
 @click.option("--fresh", is_flag=True, help="Ignore an existing checkpoint in --out.")
 @click.option("--export", "export_name", help="After training, write weights/<NAME>.pt and list it.")
 @one_line_errors
-def train(data, out, steps, batch, crop, lr, channels, eval_dir, eval_every, smoke, fresh, export_name):
-    """Train a model (resumes from OUT/checkpoint.pt). Runs under torchrun for several processes."""
+def train(data, out, steps, batch, crop, lr, channels, lambdas, denoise, init, eval_dir, eval_every, smoke, fresh,
+          export_name):
+    """Train a model (resumes from OUT/checkpoint.pt). Runs under torchrun for several processes.
+
+    \b
+      aecompress train --steps 40000 --export my-model
+      aecompress train --init weights/hyperprior-64-128.pt --denoise --out runs/dn
+      torchrun --nproc-per-node 8 -m aecompress train --batch 16
+    """
     from dataclasses import replace
 
     from . import train as training
@@ -280,10 +360,15 @@ def train(data, out, steps, batch, crop, lr, channels, eval_dir, eval_every, smo
 
     cfg = training.TrainConfig.smoke() if smoke else training.TrainConfig()
     overrides = {"data": data, "out": out, "steps": steps, "batch": batch, "crop": crop, "lr": lr,
-                 "eval_dir": eval_dir, "eval_every": eval_every}
+                 "eval_dir": eval_dir, "eval_every": eval_every, "init": init}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    model_overrides = {"denoise": True} if denoise else {}
     if channels:
-        cfg = replace(cfg, model=ModelConfig(**{**cfg.model.to_dict(), "N": channels[0], "M": channels[1]}))
+        model_overrides.update(N=channels[0], M=channels[1])
+    if lambdas:
+        model_overrides.update(lambda_min=lambdas[0], lambda_max=lambdas[1])
+    if model_overrides:
+        cfg = replace(cfg, model=ModelConfig(**{**cfg.model.to_dict(), **model_overrides}))
     net = training.train(cfg, resume=not fresh)
     if export_name:
         path = training.export_run(net, cfg, export_name)

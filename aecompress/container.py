@@ -16,7 +16,9 @@ All integers little-endian. Layout (see docs/FORMAT.md):
     26+n    ...   k sections: tag (u8), length (u32), payload
     end-4   4     CRC-32 of every byte before it
 
-Section tags: 1 z stream, 2 y stream, 3 alpha (zlib), 4 ICC profile, 5 EXIF.
+Section tags: 1 z stream, 2 y stream, 3 alpha (zlib), 4 ICC profile, 5 EXIF, 6 denoise (u16:
+the noise level the encoder removed x 10, 0..255 scale; informative, decoding ignores it).
+Decoders skip tags they do not know.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from dataclasses import dataclass, field
 MAGIC = b"\x8aAEC"
 VERSION = 1
 MODES = ("RGB", "L", "RGBA", "LA")
-Z_STREAM, Y_STREAM, ALPHA, ICC, EXIF = 1, 2, 3, 4, 5
-SECTION_NAMES = {Z_STREAM: "z", Y_STREAM: "y", ALPHA: "alpha", ICC: "icc", EXIF: "exif"}
+Z_STREAM, Y_STREAM, ALPHA, ICC, EXIF, DENOISE = 1, 2, 3, 4, 5, 6
+SECTION_NAMES = {Z_STREAM: "z", Y_STREAM: "y", ALPHA: "alpha", ICC: "icc", EXIF: "exif", DENOISE: "denoise"}
 DEFAULT_MAX_PIXELS = 2**28  # 268 MP; a larger declared image is refused before any allocation
 
 _FIXED = struct.Struct("<4sBBIIH")  # magic, version, mode, width, height, quality x 100
@@ -131,3 +133,12 @@ def unpack(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> AecFile:
             raise FormatError(f"missing {SECTION_NAMES[tag]} stream")
     header = Header(width, height, MODES[mode], q / 100, model, model_hash)
     return AecFile(header, sections)
+
+
+def pack_noise_level(level: float) -> bytes:
+    return struct.pack("<H", min(round(level * 10), 2**16 - 1))
+
+
+def unpack_noise_level(payload: bytes) -> float | None:
+    """The denoise section's level, or None when it is damaged (it is informative only)."""
+    return struct.unpack("<H", payload)[0] / 10 if len(payload) == 2 else None

@@ -4,6 +4,11 @@
     y_hat' = round(y' - mu) + mu,   coded with the Gaussian table index[.]
     y_hat = y_hat' * inverse_gain(q) --g_s--> x_hat
 
+With `denoise`, g_a also takes the noise level of its input: the output of each of its first
+three convolutions is scaled and shifted per channel by learned multiples of the level (FiLM,
+zero at level 0), and training pairs noisy inputs with clean targets. Only the encoder
+changes, so a denoised file needs nothing new to decode.
+
 Minnen, Balle, Toderici, "Joint autoregressive and hierarchical priors", NeurIPS 2018 (the
 mean-scale hyperprior, without the serial context model); Cui et al., "Asymmetric gained
 deep image compression with continuous rate adaptation", CVPR 2021 (gain vectors, log-linear
@@ -22,6 +27,8 @@ from torch import nn
 from . import intnet
 from .entropy import FactorizedPrior, gaussian_likelihood, scale_from_index
 from .layers import round_ste
+
+NOISE_REF = 50.0  # noise levels are standard deviations on the 0..255 scale; 50 maps to 1
 from .transforms import g_a, g_s, h_a
 
 
@@ -33,6 +40,7 @@ class ModelConfig:
     anchors: int = 8  # learned gain vectors, spread evenly over quality 1..100
     lambda_min: float = 0.0018  # rate-distortion trade-off at quality 1 ...
     lambda_max: float = 0.18  # ... and at quality 100 (MSE on 0..1 pixels, x 255**2)
+    denoise: bool = False  # g_a conditioned on the input's noise level (encode --denoise)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,6 +79,23 @@ class HyperpriorModel(nn.Module):
         log_gain = 0.5 * (torch.log(lambda_at(config, t)) - math.log(lambda_at(config, torch.tensor(0.5))))
         self.log_gain = nn.Parameter(log_gain[:, None].repeat(1, M))
         self.log_inverse_gain = nn.Parameter(-log_gain[:, None].repeat(1, M))
+        if config.denoise:  # (stage, channel) FiLM of g_a's first three convolutions
+            self.noise_scale = nn.Parameter(torch.zeros(3, N))
+            self.noise_shift = nn.Parameter(torch.zeros(3, N))
+
+    def encode_pixels(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """g_a, conditioned on the noise level (B,) on the 0..255 scale when the model denoises."""
+        if noise is None or not self.config.denoise:
+            return self.g_a(x)
+        s = (noise.to(x.device, torch.float32) / NOISE_REF)[:, None, None, None]
+        for i, layer in enumerate(self.g_a):
+            x = layer(x)
+            if i in (0, 2, 4):
+                k = i // 2
+                scale = self.noise_scale[k][None, :, None, None]
+                shift = self.noise_shift[k][None, :, None, None]
+                x = x * torch.exp(scale * s).to(x.dtype) + (shift * s).to(x.dtype)
+        return x
 
     def gains(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Gain and inverse gain, (B, M, 1, 1), interpolated log-linearly between anchors."""
@@ -81,13 +106,14 @@ class HyperpriorModel(nn.Module):
         gi = (1 - f) * self.log_inverse_gain[i] + f * self.log_inverse_gain[i + 1]
         return g.exp()[..., None, None], gi.exp()[..., None, None]
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> RDOutput:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None) -> RDOutput:
         """Training pass: noise for the rate terms, straight-through rounding for the decoder.
 
         In eval mode the rate terms use the rounded values instead, which is what coding spends.
+        `noise` is the noise level of each input (B,), for a denoising model.
         """
         gain, inverse_gain = self.gains(t)
-        y = self.g_a(x).float() * gain
+        y = self.encode_pixels(x, noise).float() * gain
         z = self.h_a(y).float()
         z_hat = round_ste(z)
         index, mean = self.h_s(z_hat, y.shape[-2:])
@@ -112,11 +138,13 @@ class HyperpriorModel(nn.Module):
         return self.gains(torch.tensor([quality_to_t(quality)]))[0].cpu()
 
     @torch.no_grad()
-    def analysis(self, x: torch.Tensor) -> torch.Tensor:
+    def analysis(self, x: torch.Tensor, noise: float = 0.0) -> torch.Tensor:
         """x (1, 3, H, W) in [0, 1], H and W multiples of 16 -> latent y (before any gain).
 
-        y does not depend on the quality, so rate control runs g_a only once."""
-        return self.g_a(x).float()
+        y does not depend on the quality, so rate control runs g_a only once. `noise` is the
+        level to remove (0..255 scale), for a denoising model."""
+        level = torch.tensor([float(noise)]) if noise else None
+        return self.encode_pixels(x, level).float()
 
     @torch.no_grad()
     def hyper_analysis(self, y: torch.Tensor) -> np.ndarray:

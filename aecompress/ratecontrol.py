@@ -52,13 +52,17 @@ def _bisect(fits: Callable[[float], bool], want_highest: bool) -> float:
 
 
 def encode_to_target(image: Image.Image | np.ndarray, target: Target,
-                     model: str | zoo.CodingModel | None = None, device: str = "cpu") -> Result:
+                     model: str | zoo.CodingModel | None = None, device: str = "cpu",
+                     denoise: float | str | None = None) -> Result:
     if target.value <= 0:
         raise ValueError(f"--target-{target.kind} must be positive")
+    if denoise and target.kind == "psnr":
+        raise ValueError("--target-psnr measures against the noisy input; use it without --denoise")
     m = codec.load_model(model)
     dev = codec.resolve_device(device)
     source = codec.prepare(image)
-    y = tiling.analysis(m.net.to(dev), source.rgb, dev)
+    noise = codec.noise_level(m, source.rgb, denoise)
+    y = tiling.analysis(m.net.to(dev), source.rgb, dev, noise)
     h, w = source.rgb.shape[:2]
 
     def latents(q: float) -> codec.Latents:
@@ -75,8 +79,8 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
 
     budget = target.value if target.kind == "size" else target.value * source.pixels / 8
     q = _bisect(lambda q: codec.estimated_bytes(m, latents(q)) <= budget, want_highest=True)
-    data = codec.write(m, source, latents(q), q)
+    data = codec.write(m, source, latents(q), q, noise)
     while len(data) > budget and q > 1:
         q = max(1.0, round(q - max(0.05, q * 0.005), 2))
-        data = codec.write(m, source, latents(q), q)
+        data = codec.write(m, source, latents(q), q, noise)
     return Result(data, q, len(data) * 8 / source.pixels, None, len(data) <= budget)

@@ -2,6 +2,11 @@
 
     loss = lambda(t) * 255**2 * MSE + bpp,   t ~ U[0, 1] per crop (the quality axis)
 
+A denoising model sees a share of its crops with synthetic noise (Gaussian or Poisson-Gaussian,
+level ~ U[0, 50] on the 0..255 scale) and the level as a condition; the MSE is always taken
+against the clean crop. `init` starts a new run from another run's checkpoint or a weights
+file (another lambda range, with or without denoising): a new learning-rate cycle.
+
 Every default lives in `TrainConfig`. A checkpoint holds the config, model, optimizer, step
 and RNG states, so `--resume` continues the same run. Under `torchrun --nproc-per-node N`
 the model is wrapped in DistributedDataParallel and each rank draws its own crops.
@@ -49,6 +54,9 @@ class TrainConfig:
     eval_every: int = 500
     checkpoint_minutes: float = 3.0
     seed: int = 0
+    noise_share: float = 0.3  # share of noisy crops, for a denoising model
+    noise_max: float = 50.0  # noise levels ~ U[0, this], 0..255 scale
+    init: str = ""  # a checkpoint or weights file to start from (fresh optimizer and schedule)
 
     @staticmethod
     def smoke(**overrides) -> "TrainConfig":
@@ -97,6 +105,52 @@ class CropSampler:
         return torch.stack([self.sample() for _ in range(n)])
 
 
+def add_noise(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    """Camera-like noise of std `level` (B,) at mid-grey, 0..255 scale: half of the batch
+    Gaussian, half Poisson-Gaussian (variance a*x + b with a random signal-dependent share),
+    clipped and stored in 8 bits as a noisy photo would be."""
+    var = (level / 255)[:, None, None, None] ** 2
+    share = torch.rand(len(x), 1, 1, 1, device=x.device) * (torch.rand(len(x), 1, 1, 1, device=x.device) < 0.5)
+    std = (var * (2 * share * x + (1 - share))).sqrt()
+    noisy = (x + std * torch.randn_like(x)).clamp(0, 1)
+    return torch.round(noisy * 255) / 255
+
+
+def _remap_gains(old: torch.Tensor, old_cfg: ModelConfig, new_cfg: ModelConfig) -> torch.Tensor:
+    """Anchor gains of one lambda range re-read at the lambdas of another (log-linear,
+    extrapolated beyond the old ends)."""
+    t = torch.linspace(0, 1, new_cfg.anchors)
+    lo, hi = math.log(old_cfg.lambda_min), math.log(old_cfg.lambda_max)
+    pos = (torch.log(lambda_at(new_cfg, t)) - lo) / (hi - lo) * (old_cfg.anchors - 1)
+    i = pos.floor().long().clamp(0, old_cfg.anchors - 2)
+    f = (pos - i)[:, None]
+    return (1 - f) * old[i] + f * old[i + 1]
+
+
+def warm_start(model: HyperpriorModel, source: str | Path) -> float:
+    """Load a related model's weights: same widths; lambda range and denoising may differ.
+    Returns the training hours already spent on the source."""
+    blob = torch.load(source, map_location="cpu", weights_only=False)
+    if "train_config" in blob:
+        state, old_cfg, hours = blob["model"], config_from_dict(blob["train_config"]).model, blob["hours"]
+    else:
+        from . import zoo
+
+        coding = zoo.load_file(source)
+        state, old_cfg, hours = coding.net.state_dict(), coding.config, coding.metadata.get("hours") or 0.0
+    new_cfg = model.config
+    if (old_cfg.N, old_cfg.M, old_cfg.levels, old_cfg.anchors) != (new_cfg.N, new_cfg.M, new_cfg.levels,
+                                                                   new_cfg.anchors):
+        raise ValueError(f"{source}: widths {old_cfg} differ from {new_cfg}")
+    state = {k: v.float() for k, v in state.items()}
+    for key in ("log_gain", "log_inverse_gain"):
+        state[key] = _remap_gains(state[key], old_cfg, new_cfg)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("noise_") for k in missing):
+        raise ValueError(f"{source}: does not fit the model ({missing + unexpected})")
+    return float(hours)
+
+
 def learning_rate(cfg: TrainConfig, step: int) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -108,9 +162,11 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * ratio
 
 
-def rd_loss(model: HyperpriorModel, x: torch.Tensor, t: torch.Tensor, autocast: bool):
+def rd_loss(model: HyperpriorModel, x: torch.Tensor, t: torch.Tensor, autocast: bool,
+            noisy: torch.Tensor | None = None, level: torch.Tensor | None = None):
+    """The RD loss of clean crops x; with `noisy` the model codes those instead (at `level`)."""
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
-        out = model(x, t)
+        out = model(x if noisy is None else noisy, t, level)
     mse = (out.x_hat - x).square().mean(dim=(1, 2, 3))
     bpp = (out.bits_y + out.bits_z) / (x.shape[-2] * x.shape[-1])
     config = model.module.config if hasattr(model, "module") else model.config
@@ -143,9 +199,9 @@ def evaluate(model: HyperpriorModel, files: list[Path], qualities=(10, 50, 90)) 
 def set_finetune(model: HyperpriorModel) -> None:
     """Final phase: freeze the pixel transforms and train the entropy path on rounded z, so
     the integer h_s and the factorized prior fit exactly what the coder will see."""
-    for module in (model.g_a, model.g_s):
-        for p in module.parameters():
-            p.requires_grad_(False)
+    encoder = [p for n, p in model.named_parameters() if n.startswith("noise_")]
+    for p in [*model.g_a.parameters(), *model.g_s.parameters(), *encoder]:
+        p.requires_grad_(False)
     model.rate_from_rounded_z = True
 
 
@@ -198,6 +254,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
         torch.set_rng_state(ckpt["rng"]["torch"])
         np.random.set_state(ckpt["rng"]["numpy"])
         random.setstate(ckpt["rng"]["python"])
+    elif cfg.init:
+        hours = warm_start(model, cfg.init)  # the hours keep counting from the source run
     model = model.to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     if optimizer_state is not None:
@@ -229,7 +287,12 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
                 net = torch.nn.parallel.DistributedDataParallel(model)
         x = sampler.batch(cfg.batch).to(device, memory_format=torch.channels_last)
         t = torch.rand(cfg.batch, device=device)
-        loss, mse, bpp = rd_loss(net, x, t, cfg.autocast)
+        noisy = level = None
+        if cfg.model.denoise:
+            level = torch.rand(cfg.batch, device=device) * cfg.noise_max
+            level = level * (torch.rand(cfg.batch, device=device) < cfg.noise_share)
+            noisy = torch.where((level > 0)[:, None, None, None], add_noise(x, level), x)
+        loss, mse, bpp = rd_loss(net, x, t, cfg.autocast, noisy, level)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
