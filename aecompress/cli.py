@@ -135,11 +135,15 @@ def _for_each(files, action, jobs: int = 1) -> None:
 
     failed = 0
     with tqdm(total=len(files), unit="file", disable=len(files) < 2, file=sys.stderr) as bar:
-        with ThreadPoolExecutor(max(1, jobs)) as pool:
-            for ok, line, err in pool.map(guarded, files):
-                failed += not ok
-                bar.write(line, file=sys.stderr if err else sys.stdout)
-                bar.update()
+        # One job runs on the main thread: torch's thread pool is set up there, a worker
+        # thread would pay for setting up another one.
+        pool = ThreadPoolExecutor(jobs) if jobs > 1 and len(files) > 1 else None
+        for ok, line, err in (pool.map if pool else map)(guarded, files):
+            failed += not ok
+            bar.write(line, file=sys.stderr if err else sys.stdout)
+            bar.update()
+        if pool:
+            pool.shutdown()
     if len(files) > 1:
         click.echo(f"{len(files) - failed} of {len(files)} files done", err=True)
     if failed:
