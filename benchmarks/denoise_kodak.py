@@ -90,7 +90,7 @@ def measure(model: zoo.CodingModel, files: list[Path], sigma: float, log) -> dic
     noisy = [add_noise(c, sigma, i) for i, c in enumerate(clean)]
     result = {"sigma": sigma, "images": [f.name for f in files],
               "noisy_psnr": float(np.mean([metrics.psnr(c, n) for c, n in zip(clean, noisy)])) if sigma else None,
-              "pipelines": {}}
+              "auto_levels": [codec.noise_level(model, n, "auto") for n in noisy], "pipelines": {}}
     for name, (settings, prefilter, encode, decode) in pipelines(model).items():
         start = time.perf_counter()
         inputs = [prefilter(n) for n in noisy] if prefilter else noisy
@@ -165,8 +165,11 @@ def report(results: list[dict], figure: str) -> str:
         others = [n for n in r["pipelines"] if n != OURS]
         title = (f"sigma {r['sigma']:g} (the noisy input itself: {r['noisy_psnr']:.2f} dB)" if r["sigma"]
                  else "sigma 0: clean images (what `--denoise auto` costs where there is no noise)")
+        levels = r["auto_levels"]
         parts += [
             "", f"## {title}", "",
+            f"`--denoise auto` chose levels {min(levels):g} to {max(levels):g} (mean {np.mean(levels):.1f}); "
+            f"{sum(v == 0 for v in levels)} of {len(levels)} images were left as they are.", "",
             f"Each `{OURS}` quality, and every other pipeline's PSNR at the same bpp (difference in brackets; "
             "n/a outside the range it covers):", "",
             table(["q", "bpp", "PSNR dB"] + [f"{n} at this bpp" for n in others], rows), "",
