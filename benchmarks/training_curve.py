@@ -21,6 +21,8 @@ def main() -> None:
     parser.add_argument("run", nargs="?", default="runs/main")
     parser.add_argument("--name", default="hyperprior-64-128")
     parser.add_argument("--note", default="", help="A sentence on the run's history, printed under the header.")
+    parser.add_argument("--offset", type=int, default=0,
+                        help="Steps trained before this run (it started from another run's weights).")
     args = parser.parse_args()
     entries = {}
     for line in (Path(args.run) / "eval.jsonl").read_text().splitlines():
@@ -43,12 +45,12 @@ def main() -> None:
         "",
         args.note,
         "",
-        "| step | hours | " + " | ".join(f"q{q} bpp | q{q} PSNR" for q in qualities) + " |",
+        ("| step (all runs) | hours (all runs) | " if args.offset else "| step | hours | ") + " | ".join(f"q{q} bpp | q{q} PSNR" for q in qualities) + " |",
         "|---|---|" + "---|---|" * len(qualities),
     ]
     for r in rows:
         cells = [f"{r['kodak'][q]['bpp']:.3f} | {r['kodak'][q]['psnr']:.2f}" for q in qualities]
-        lines.append(f"| {r['step']} | {r['hours']:.2f} | " + " | ".join(cells) + " |")
+        lines.append(f"| {r['step'] + args.offset} | {r['hours']:.2f} | " + " | ".join(cells) + " |")
     (out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {out / (args.name + '.md')} ({len(rows)} evaluations)")
 
