@@ -2,152 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import sys
 import time
 from pathlib import Path
 
 import click
 import numpy as np
 
-from . import codec, container, zoo
-from .image import ImageError, format_for, image_bytes, read_image, read_input, write_atomic
-
-DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu",
-                      show_default=True, help="Where the float transforms run.")
-FORCE = click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
-OUT_DIR = click.option("-d", "--out-dir", type=click.Path(file_okay=False), help="Write outputs into this folder.")
-JOBS = click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
-                    help="Files processed in parallel.")
-MAX_PIXELS = click.option("--max-pixels", type=click.IntRange(1), default=2**28, show_default=True,
-                          help="Refuse images (and .aec files) declaring more pixels than this.")
-MODEL = click.option("--model", default=None, help="Model name from weights/manifest.json or a .pt file "
-                     "(default: the manifest's default; decode reads it from the file).")
-
-
-class NoiseLevel(click.ParamType):
-    """--denoise: 'auto' or a noise level (standard deviation on the 0..255 scale)."""
-
-    name = "auto|LEVEL"
-
-    def convert(self, value, param, ctx):
-        if value == "auto" or isinstance(value, float):
-            return value
-        try:
-            level = float(value)
-        except ValueError:
-            self.fail(f"'{value}' is neither 'auto' nor a number", param, ctx)
-        if not 0 <= level <= codec.MAX_NOISE:
-            self.fail(f"{level:g} is outside 0..{codec.MAX_NOISE:g}", param, ctx)
-        return level
-
-
-DENOISE = click.option("--denoise", type=NoiseLevel(), is_flag=False, flag_value="auto", default=None,
-                       help="Remove sensor noise or grain while encoding: 'auto' (the default when "
-                            "given alone) estimates its level, or give the level, 0..50 on the 0..255 "
-                            "scale (e.g. --denoise 25). Smaller files, cleaner pictures.")
-
-
-def file_options(fn):
-    """The options every many-files command shares: -d, -j, --max-pixels, --model, --device, -f."""
-    for option in reversed((OUT_DIR, JOBS, MAX_PIXELS, MODEL, DEVICE, FORCE)):
-        fn = option(fn)
-    return fn
-
-
-class Failure(Exception):
-    pass
-
-
-def one_line_errors(fn):
-    """Turn expected failures into 'aecompress: error: ...' and exit status 1, no traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except Failure:
-            sys.exit(1)
-        except (ValueError, OSError, LookupError) as e:
-            click.echo(f"aecompress: error: {e}", err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            click.echo("aecompress: interrupted", err=True)
-            sys.exit(130)
-
-    return wrapper
-
-
-def _notice(message: str) -> None:
-    click.echo(f"aecompress: note: {message}", err=True)
-
-
-def _output_path(src: str, out: str | None, suffix: str, out_dir: str | None, force: bool) -> str:
-    """Where src's result goes: -o, else -d/NAME.suffix, else beside src; never an existing file
-    unless force."""
-    if out:
-        dst = out
-    elif src == "-":
-        dst = "-"
-    elif out_dir:
-        dst = str(Path(out_dir) / Path(src).with_suffix(suffix).name)
-    else:
-        dst = str(Path(src).with_suffix(suffix))
-    if dst != "-" and Path(dst).exists() and not force:
-        raise FileExistsError(f"{dst} exists (use -f to overwrite)")
-    return dst
-
-
-def _check_outputs(inputs, output: str | None, out_dir: str | None) -> None:
-    if output and len(inputs) > 1:
-        raise click.UsageError("-o takes one input; give one file or none")
-    if out_dir:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-
-
-def _emit(path: str, data: bytes, force: bool) -> None:
-    if path == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-    else:
-        write_atomic(Path(path), data, force)
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
-def _for_each(files, action, jobs: int = 1) -> None:
-    """Run action (returning a summary line and whether it may go to stdout) on every file, `jobs` at a time, with a progress bar
-    for several files; report each failure on one line and fail at the end if any did."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tqdm import tqdm
-
-    def guarded(f) -> tuple[bool, str, bool]:
-        try:
-            line, to_stdout = action(f)
-            return True, line, not to_stdout
-        except (ValueError, OSError, LookupError) as e:
-            return False, f"aecompress: error: {e}", True
-
-    failed = 0
-    with tqdm(total=len(files), unit="file", disable=len(files) < 2, file=sys.stderr) as bar:
-        # One job runs on the main thread: torch's thread pool is set up there, a worker
-        # thread would pay for setting up another one.
-        pool = ThreadPoolExecutor(jobs) if jobs > 1 and len(files) > 1 else None
-        for ok, line, err in (pool.map if pool else map)(guarded, files):
-            failed += not ok
-            bar.write(line, file=sys.stderr if err else sys.stdout)
-            bar.update()
-        if pool:
-            pool.shutdown()
-    if len(files) > 1:
-        click.echo(f"{len(files) - failed} of {len(files)} files done", err=True)
-    if failed:
-        raise Failure()
+from . import codec, container, files, zoo
+from .image import format_for, image_bytes, read_image, read_input
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -172,9 +35,9 @@ def main() -> None:
 @click.option("--target-psnr", type=float, help="Pick the lowest quality that reaches this PSNR (dB).")
 @click.option("--verify", is_flag=True, help="Decode the result again and print its PSNR.")
 @click.option("--strip", is_flag=True, help="Drop the ICC profile and EXIF (kept by default).")
-@DENOISE
-@file_options
-@one_line_errors
+@files.DENOISE
+@files.file_options
+@files.one_line_errors
 def encode(inputs, output, quality, target_bpp, target_size, target_psnr, verify, strip, denoise, out_dir,
            jobs, max_pixels, model, device, force):
     """Compress images (PNG, JPEG, WebP, TIFF, BMP, ...) into .aec files.
@@ -187,7 +50,7 @@ def encode(inputs, output, quality, target_bpp, target_size, target_psnr, verify
     """
     from . import ratecontrol
 
-    _check_outputs(inputs, output, out_dir)
+    files.check_outputs(inputs, output, out_dir)
     targets = [ratecontrol.Target(k, v) for k, v in
                (("bpp", target_bpp), ("size", target_size), ("psnr", target_psnr)) if v is not None]
     if len(targets) > 1:
@@ -195,9 +58,9 @@ def encode(inputs, output, quality, target_bpp, target_size, target_psnr, verify
     m = zoo.load(model)
 
     def one(src: str) -> tuple[str, bool]:
-        dst = _output_path(src, output, ".aec", out_dir, force)
+        dst = files.output_path(src, output, ".aec", out_dir, force)
         start = time.perf_counter()
-        image = read_image(read_input(src), src, max_pixels, notice=_notice)
+        image = read_image(read_input(src), src, max_pixels, notice=files.notice)
         if strip:
             image.info.pop("icc_profile", None)
             image.info.pop("exif", None)
@@ -215,48 +78,50 @@ def encode(inputs, output, quality, target_bpp, target_size, target_psnr, verify
         line = (f"{src} -> {dst}: {len(data)} bytes, {len(data) * 8 / (image.width * image.height):.4f} bpp, "
                 f"q {q:g}{note}, {seconds:.2f} s")
         if verify:
+            from .metrics import psnr
+
             back = np.asarray(codec.decode(data, model=m, device=device).convert(image.mode if image.mode in ("L", "RGB") else "RGB"))
             ref = np.asarray(image.convert(image.mode if image.mode in ("L", "RGB") else "RGB"))
-            line += f", PSNR {_psnr(ref, back):.2f} dB"
-        _emit(dst, data, force)
+            line += f", PSNR {psnr(ref, back):.2f} dB"
+        files.emit(dst, data, force)
         return line, dst != "-"  # the summary goes to stderr when stdout carries the data
 
-    _for_each(list(inputs), one, jobs)
+    files.for_each(list(inputs), one, jobs)
 
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", help="Output image ('-' for stdout, PNG); the format follows the extension.")
-@file_options
-@one_line_errors
+@files.file_options
+@files.one_line_errors
 def decode(inputs, output, out_dir, jobs, max_pixels, model, device, force):
     """Decompress .aec files into images (PNG by default)."""
-    _check_outputs(inputs, output, out_dir)
+    files.check_outputs(inputs, output, out_dir)
 
     def one(src: str) -> tuple[str, bool]:
-        dst = _output_path(src, output, ".png", out_dir, force)
+        dst = files.output_path(src, output, ".png", out_dir, force)
         start = time.perf_counter()
         try:
             image = codec.decode(read_input(src), model=model, device=device, max_pixels=max_pixels)
         except codec.DecodeError as e:
             raise ValueError(f"{src}: {e}") from None
         data = image_bytes(image, format_for(dst))
-        _emit(dst, data, force)
+        files.emit(dst, data, force)
         line = f"{src} -> {dst}: {image.width}x{image.height} {image.mode}, {time.perf_counter() - start:.2f} s"
         return line, dst != "-"  # the summary goes to stderr when stdout carries the data
 
-    _for_each(list(inputs), one, jobs)
+    files.for_each(list(inputs), one, jobs)
 
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", help="Output image ('-' for stdout). Default: NAME-denoised.png beside the input.")
-@click.option("--level", type=NoiseLevel(), default="auto", show_default=True,
+@click.option("--level", type=files.NoiseLevel(), default="auto", show_default=True,
               help="Noise level to remove, 0..50 on the 0..255 scale, or 'auto' to estimate it.")
 @click.option("-q", "--quality", type=click.FloatRange(1, 100), default=90, show_default=True,
               help="Quality of the in-memory coding; high keeps detail, low smooths more.")
-@file_options
-@one_line_errors
+@files.file_options
+@files.one_line_errors
 def denoise(inputs, output, level, quality, out_dir, jobs, max_pixels, model, device, force):
     """Remove noise from photos: encode with --denoise and decode, in memory.
 
@@ -264,34 +129,34 @@ def denoise(inputs, output, level, quality, out_dir, jobs, max_pixels, model, de
       aecompress denoise noisy.png                 # -> noisy-denoised.png
       aecompress denoise scan.tif --level 30 -o clean.png
     """
-    _check_outputs(inputs, output, out_dir)
+    files.check_outputs(inputs, output, out_dir)
     m = zoo.load(model)
 
     def one(src: str) -> tuple[str, bool]:
         named = str(Path(out_dir or Path(src).parent) / f"{Path(src).stem}-denoised.png")
-        dst = _output_path(src, output or ("-" if src == "-" else named), ".png", None, force)
+        dst = files.output_path(src, output or ("-" if src == "-" else named), ".png", None, force)
         start = time.perf_counter()
-        image = read_image(read_input(src), src, max_pixels, notice=_notice)
+        image = read_image(read_input(src), src, max_pixels, notice=files.notice)
         removed = codec.noise_level(m, codec.prepare(image).rgb, level)
         if removed:
             clean = codec.decode(codec.encode(image, quality, model=m, device=device, denoise=removed),
                                  model=m, device=device)
         else:
             clean = image  # nothing to remove: the pixels stay as they are
-        _emit(dst, image_bytes(clean, format_for(dst)), force)
+        files.emit(dst, image_bytes(clean, format_for(dst)), force)
         line = (f"{src} -> {dst}: " + (f"noise level {removed:g} removed" if removed else "no noise to remove")
                 + f", {time.perf_counter() - start:.2f} s")
         return line, dst != "-"
 
-    _for_each(list(inputs), one, jobs)
+    files.for_each(list(inputs), one, jobs)
 
 
 @main.command()
 @click.argument("file")
 @click.option("--json", "as_json", is_flag=True, help="Print the fields as JSON.")
 @click.option("--stats", is_flag=True, help="Also decode the latents: share of zero symbols, channels in use.")
-@MODEL
-@one_line_errors
+@files.MODEL
+@files.one_line_errors
 def info(file, as_json, stats, model):
     """Show the header of an .aec file (and, with --stats, how sparse its code is)."""
     data = read_input(file)
@@ -347,7 +212,7 @@ def info(file, as_json, stats, model):
 @click.option("--smoke", is_flag=True, help="A tiny model for a few steps: checks the setup in seconds.")
 @click.option("--fresh", is_flag=True, help="Ignore an existing checkpoint in --out.")
 @click.option("--export", "export_name", help="After training, write weights/<NAME>.pt and list it.")
-@one_line_errors
+@files.one_line_errors
 def train(data, out, steps, batch, crop, lr, channels, lambdas, denoise, init, eval_dir, eval_every, smoke, fresh,
           export_name):
     """Train a model (resumes from OUT/checkpoint.pt). Runs under torchrun for several processes.
@@ -381,7 +246,7 @@ def train(data, out, steps, batch, crop, lr, channels, lambdas, denoise, init, e
 
 @main.command()
 @click.argument("data_dir", default="../shared/data/kodak")
-@MODEL
+@files.MODEL
 @click.option("--qualities", help="aecompress qualities, comma-separated (default: bench.QUALITIES, "
               "5 to 100 in 9 steps).")
 @click.option("--out", default="benchmarks", show_default=True, help="Folder for results/, plots and report.md.")
@@ -389,7 +254,7 @@ def train(data, out, steps, batch, crop, lr, channels, lambdas, denoise, init, e
 @click.option("--codecs", help="Only these codecs, comma-separated (default: all).")
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="torch/AVIF threads.")
 @click.option("--keep-files", help="Keep every encoded file in this folder.")
-@one_line_errors
+@files.one_line_errors
 def bench(data_dir, model, qualities, out, quick, codecs, threads, keep_files):
     """Rate-distortion, speed, memory and sparsity benchmark -> JSON, plots and report.md."""
     from . import bench as benchmark

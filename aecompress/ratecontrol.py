@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from . import codec, tiling, zoo
+from . import codec, metrics, tiling, zoo
 
 STEPS = 14  # bisection steps: quality resolved to about 0.01
 
@@ -32,11 +32,6 @@ class Result:
     bpp: float
     psnr: float | None
     reached: bool  # False when the target lies outside what quality 1..100 can give
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
 def _bisect(fits: Callable[[float], bool], want_highest: bool) -> float:
@@ -69,7 +64,7 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
         return codec.quantize(m, y, q, dev)
 
     def psnr_at(q: float) -> float:
-        return _psnr(source.rgb, codec.synthesize(m, latents(q), q, w, h, dev))
+        return metrics.psnr(source.rgb, codec.synthesize(m, latents(q), q, w, h, dev))
 
     if target.kind == "psnr":
         q = _bisect(lambda q: psnr_at(q) >= target.value, want_highest=False)

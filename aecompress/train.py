@@ -177,7 +177,7 @@ def rd_loss(model: HyperpriorModel, x: torch.Tensor, t: torch.Tensor, autocast: 
 @torch.no_grad()
 def evaluate(model: HyperpriorModel, files: list[Path], qualities=(10, 50, 90)) -> dict:
     """Real coding: bpp of the encoded bytes and PSNR of the decoded pixels, averaged per image."""
-    from . import codec, zoo
+    from . import codec, metrics, zoo
 
     model.eval()
     coding = zoo.freeze(model)
@@ -187,9 +187,8 @@ def evaluate(model: HyperpriorModel, files: list[Path], qualities=(10, 50, 90)) 
         bpp, psnr = [], []
         for rgb in images:
             data = codec.encode(rgb, q, model=coding)
-            back = np.asarray(codec.decode(data, model=coding), dtype=np.float64)
-            mse = np.mean((back - rgb) ** 2)
-            psnr.append(10 * np.log10(255**2 / mse))
+            back = np.asarray(codec.decode(data, model=coding))
+            psnr.append(metrics.psnr(rgb, back))
             bpp.append(len(data) * 8 / (rgb.shape[0] * rgb.shape[1]))
         result[q] = {"bpp": float(np.mean(bpp)), "psnr": float(np.mean(psnr))}
     model.train()

@@ -12,7 +12,6 @@ reference decode. Writes benchmarks/results/cross_device.json.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess
@@ -49,11 +48,6 @@ def decode_in_child(aec: Path, out: Path, env: dict, device: str, model: str) ->
     return proc.stdout.strip()
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(float) - b.astype(float)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255**2 / mse))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="*", default=[str(ROOT.parent / "shared/data/kodak/kodim01.png"),
@@ -66,6 +60,7 @@ def main() -> None:
 
     import torch
     from aecompress import codec
+    from aecompress.metrics import psnr
 
     settings = dict(SETTINGS)
     if torch.cuda.is_available():
