@@ -206,10 +206,12 @@ def write_json(path: Path, obj: dict) -> None:
 def run(data_dir: str | Path, out: str | Path = "benchmarks", model: str | None = None,
         qualities: Sequence[float] = QUALITIES, quick: bool = False, codecs: Sequence[str] | None = None,
         threads: int = 1, repeats: int = 3, keep_files: str | Path | None = None, extras: bool = True,
-        report: bool = True, progress: Callable[[str], None] = lambda s: None) -> RunSummary:
+        report: bool = True, record: bool = False,
+        progress: Callable[[str], None] = lambda s: None) -> RunSummary:
     """The whole benchmark: sweeps, extras (sparsity, crops, speed, memory), then plots and report.
 
     Earlier JSON in the same results folder is removed first, so everything drawn comes from this run.
+    `record` writes the model's figures into weights/manifest.json (a full run of every codec only).
     """
     from . import bench_extras
 
@@ -249,6 +251,10 @@ def run(data_dir: str | Path, out: str | Path = "benchmarks", model: str | None 
     if REFERENCE.exists():
         (out / "reference").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REFERENCE, out / "reference" / REFERENCE.name)
+    if record:
+        if quick or codecs:
+            raise ValueError("only a full run (no --quick, all codecs) is recorded in the manifest")
+        bench_extras.record_in_manifest(m, results)
     report_path = None
     if report:
         from . import plot

@@ -208,6 +208,26 @@ def peak_memory(model_arg: str | None, image: Image.Image, name: str, threads: i
                 "encode": enc, "decode": dec, "bytes": aec.stat().st_size if aec.exists() else None}
 
 
+def record_in_manifest(model: zoo.CodingModel, results: Path) -> dict:
+    """Write a full Kodak run's figures of `model` into weights/manifest.json, beside its entry."""
+    r = json.loads((results / "aecompress.json").read_text())["results"]
+    jpeg = json.loads((results / "jpeg.json").read_text())["results"]
+    run = json.loads((results / "run.json").read_text())
+    bd = metrics.bd_rate(jpeg["bpp"], jpeg["psnr-rgb"], r["bpp"], r["psnr-rgb"])
+    kodak = {"images": run["images"], "measured": run["date"], "source": f"{results.as_posix()}/aecompress.json",
+             "quality": r["quality"], "bpp": [round(v, 4) for v in r["bpp"]],
+             "psnr_rgb": [round(v, 3) for v in r["psnr-rgb"]],
+             "ms_ssim_rgb": [round(v, 5) for v in r["ms-ssim-rgb"]],
+             "decoding_time_s": [round(v, 4) for v in r["decoding_time"]],
+             "bd_rate_vs_pillow_jpeg_percent": None if bd is None else round(bd, 2)}
+    entry = next(e for e in zoo.manifest()["models"] if e["name"] == model.name)
+    if bytes.fromhex(entry["sha256"][:16]) != model.digest:
+        raise ValueError(f"the manifest's '{model.name}' is not the benchmarked file")
+    zoo.register(zoo.WEIGHTS_DIR / entry["file"], entry["sha256"], kodak=kodak,
+                 default=zoo.manifest()["default"] == model.name)
+    return kodak
+
+
 def run_all(model: zoo.CodingModel, model_arg: str | None, images: list[tuple[str, Image.Image]],
             files_dir: Path, results: Path, threads: int, quick: bool,
             progress: Callable[[str], None] = lambda s: None) -> None:

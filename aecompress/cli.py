@@ -254,8 +254,9 @@ def train(data, out, steps, batch, crop, lr, channels, lambdas, denoise, init, e
 @click.option("--codecs", help="Only these codecs, comma-separated (default: all).")
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="torch/AVIF threads.")
 @click.option("--keep-files", help="Keep every encoded file in this folder.")
+@click.option("--record", is_flag=True, help="Write the model's measured figures into weights/manifest.json.")
 @files.one_line_errors
-def bench(data_dir, model, qualities, out, quick, codecs, threads, keep_files):
+def bench(data_dir, model, qualities, out, quick, codecs, threads, keep_files, record):
     """Rate-distortion, speed, memory and sparsity benchmark -> JSON, plots and report.md."""
     from . import bench as benchmark
 
@@ -266,7 +267,7 @@ def bench(data_dir, model, qualities, out, quick, codecs, threads, keep_files):
     if not qs or any(not 1 <= q <= 100 for q in qs):
         raise click.BadParameter("qualities must be in 1..100", param_hint="--qualities")
     s = benchmark.run(data_dir, out, model, qs, quick, codecs.split(",") if codecs else None, threads,
-                      keep_files=keep_files, progress=lambda line: click.echo(line, err=True))
+                      keep_files=keep_files, record=record, progress=lambda line: click.echo(line, err=True))
     bd = "n/a" if s.bd_rate_vs_jpeg is None else f"{s.bd_rate_vs_jpeg:+.1f}%"
     click.echo(f"{s.images} images, {len(s.codecs)} codecs -> {s.results_dir}; aecompress BD-rate vs JPEG {bd}; "
                f"report {s.report}")

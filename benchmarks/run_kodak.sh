@@ -3,6 +3,7 @@
 # report.md and README.md's generated "Benchmarks" section, from real files encoded in this run.
 #   bash benchmarks/run_kodak.sh                      # shipped default model, all 24 Kodak images
 #   bash benchmarks/run_kodak.sh --model NAME --threads 2
+#   bash benchmarks/run_kodak.sh --threads 2 --record   # also write the figures into weights/manifest.json
 # Redraw plots and report from the existing JSON only: python -m aecompress.plot benchmarks
 # Optional extra: CompressAI's hyperprior timing needs `pip install --no-deps compressai`;
 # without it the speed table says it was not run.
