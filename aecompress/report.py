@@ -170,29 +170,34 @@ def markdown(r, figures: dict[str, str]) -> str:
 
 
 def readme_section(r, rel: Path) -> str:
-    """A short headline: BD-rates of aecompress, bpp at 34 dB and decode speed, with the plot."""
+    """A short headline: BD-rates of aecompress, bpp at 30/32/34 dB and decode speed, with the plot."""
     ours = r.codecs.get("aecompress", {}).get("results")
-    rows = []
+    levels = (30.0, 32.0, 34.0)
+    at = lambda res: [_f(bpp_at_psnr(res["bpp"], res["psnr-rgb"], db)) for db in levels]
+    rows = [["aecompress", ""] + at(ours)] if ours else []
     for name in ("jpeg", "webp", "avif", "jpeg2000"):
         if ours and name in r.codecs:
             res = r.codecs[name]["results"]
-            rows.append([name, _pct(_bd(res, ours)), _f(bpp_at_psnr(res["bpp"], res["psnr-rgb"], 34.0))])
-    at34 = _f(bpp_at_psnr(ours["bpp"], ours["psnr-rgb"], 34.0)) if ours else "n/a"
+            rows.append([name, _pct(_bd(res, ours))] + at(res))
     run = r.extras.get("run", {})
     return "\n\n".join([
         START, f"Kodak ({run.get('images', '?')} images), model `{run.get('model', '?')}`, measured "
         f"{run.get('date', '?')}; full tables in [{rel.as_posix()}/report.md]({rel.as_posix()}/report.md).",
         f"![rate-distortion]({rel.as_posix()}/rd.png)",
-        _table(["anchor", "BD-rate of aecompress", "anchor bpp @ 34 dB"], rows)
-        + f"\n\naecompress needs {at34} bpp for 34 dB.",
-        speed_table(r), END])
+        _table(["codec", "BD-rate of aecompress against it"] + [f"bpp @ {db:g} dB" for db in levels], rows),
+        jpeg_at_equal_bpp_table(r), speed_table(r), END])
+
+
+def replace_section(readme: Path, start: str, end: str, text: str) -> bool:
+    """Replace what lies between two marker lines (inclusive) with text, which carries the markers;
+    a README without them is left alone."""
+    content = readme.read_text()
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(content):
+        return False
+    readme.write_text(pattern.sub(lambda _: text, content))
+    return True
 
 
 def update_readme(readme: Path, r, rel: Path) -> bool:
-    """Replace the generated section between the markers; README files without them are left alone."""
-    text = readme.read_text()
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        return False
-    readme.write_text(pattern.sub(lambda _: readme_section(r, rel), text))
-    return True
+    return replace_section(readme, START, END, readme_section(r, rel))
