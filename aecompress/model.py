@@ -27,9 +27,9 @@ from torch import nn
 from . import intnet
 from .entropy import FactorizedPrior, gaussian_likelihood, scale_from_index
 from .layers import round_ste
+from .transforms import g_a, g_s, h_a
 
 NOISE_REF = 50.0  # noise levels are standard deviations on the 0..255 scale; 50 maps to 1
-from .transforms import g_a, g_s, h_a
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class ModelConfig:
     lambda_min: float = 0.0018  # rate-distortion trade-off at quality 1 ...
     lambda_max: float = 0.18  # ... and at quality 100 (MSE on 0..1 pixels, x 255**2)
     denoise: bool = False  # g_a conditioned on the input's noise level (encode --denoise)
+    simplified_gdn: bool = False  # |x| instead of sqrt(x^2) in (I)GDN
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,7 +71,9 @@ class HyperpriorModel(nn.Module):
         super().__init__()
         self.config = config
         N, M = config.N, config.M
-        self.g_a, self.g_s, self.h_a = g_a(N, M), g_s(N, M), h_a(N, M)
+        self.g_a = g_a(N, M, config.simplified_gdn)
+        self.g_s = g_s(N, M, config.simplified_gdn)
+        self.h_a = h_a(N, M)
         self.h_s = intnet.IntegerHyperSynthesis(N, M, config.levels)
         self.z_prior = FactorizedPrior(N)
         self.rate_from_rounded_z = False  # set for the final fine-tune of the entropy path

@@ -15,22 +15,22 @@ from torch import nn
 from .layers import GDN, conv, deconv
 
 
-def g_a(N: int, M: int) -> nn.Sequential:
+def g_a(N: int, M: int, simplified_gdn: bool = False) -> nn.Sequential:
     """Analysis transform: four stride-2 convolutions, GDN between them (Balle et al. 2017)."""
     return nn.Sequential(
-        conv(3, N), GDN(N),
-        conv(N, N), GDN(N),
-        conv(N, N), GDN(N),
+        conv(3, N), GDN(N, simplified=simplified_gdn),
+        conv(N, N), GDN(N, simplified=simplified_gdn),
+        conv(N, N), GDN(N, simplified=simplified_gdn),
         conv(N, M),
     )
 
 
-def g_s(N: int, M: int) -> nn.Sequential:
+def g_s(N: int, M: int, simplified_gdn: bool = False) -> nn.Sequential:
     """Synthesis transform: the mirror of g_a with inverse GDN."""
     return nn.Sequential(
-        deconv(M, N), GDN(N, inverse=True),
-        deconv(N, N), GDN(N, inverse=True),
-        deconv(N, N), GDN(N, inverse=True),
+        deconv(M, N), GDN(N, inverse=True, simplified=simplified_gdn),
+        deconv(N, N), GDN(N, inverse=True, simplified=simplified_gdn),
+        deconv(N, N), GDN(N, inverse=True, simplified=simplified_gdn),
         deconv(N, 3),
     )
 

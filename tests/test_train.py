@@ -4,6 +4,7 @@ import hashlib
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -42,16 +43,23 @@ def test_resumed_run_equals_uninterrupted_run(data_dir, tmp_path):
     assert cfg.steps == 6
 
 
-def test_trained_model_exports_and_codes(data_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("simplified_gdn", [False, True])
+def test_trained_model_exports_and_codes(data_dir, tmp_path, monkeypatch, simplified_gdn):
     monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path / "weights")
     cfg = TrainConfig.smoke(data=str(data_dir), out=str(tmp_path / "run"))
+    cfg = replace(cfg, model=replace(cfg.model, simplified_gdn=simplified_gdn))
     net = train(cfg, progress=False)
     path = export_run(net, cfg, "smoke-model")
     entry = zoo.manifest(tmp_path / "weights")["models"][0]
     assert entry["name"] == "smoke-model" and entry["metadata"]["steps"] == cfg.steps
     model = zoo.load_file(path, entry["sha256"])
+    assert model.config == cfg.model
     img = smooth_image(40, 56)
-    assert codec.decode(codec.encode(img, 50, model=model), model=model).size == (56, 40)
+    data = codec.encode(img, 50, model=model)
+    assert codec.decode(data, model=model).size == (56, 40)
+    with torch.no_grad():  # the loaded transforms are the trained ones (GDN kind included)
+        x = torch.rand(1, 3, 32, 32)
+        assert torch.allclose(model.net.g_s(model.net.g_a(x)), net.eval().g_s(net.g_a(x)), atol=1e-2)
 
 
 DDP_SCRIPT = """
