@@ -98,3 +98,19 @@ def test_sparsity_counts_the_zero_symbols(golden_model):
 def test_bench_rejects_a_missing_folder(tmp_path):
     r = CliRunner().invoke(main, ["bench", str(tmp_path / "none"), "--model", MODEL, "--out", str(tmp_path)])
     assert r.exit_code == 1 and "not a folder of images" in r.output
+
+
+def test_committed_readme_figures_are_those_of_the_committed_json():
+    """README's generated section and the weights manifest hold what benchmarks/results says."""
+    from pathlib import Path
+
+    from aecompress import plot, report
+
+    root = Path(__file__).resolve().parent.parent
+    r = plot.load(root / "benchmarks", root / "benchmarks" / "results" / "kodak")
+    section = report.readme_section(r, Path("benchmarks"))
+    assert section in (root / "README.md").read_text()
+    ours = r.codecs["aecompress"]["results"]
+    entry = next(m for m in zoo.manifest()["models"] if m["name"] == r.extras["run"]["model"])
+    assert entry["kodak"]["bpp"] == [round(v, 4) for v in ours["bpp"]]  # as the manifest rounds them
+    assert entry["kodak"]["psnr_rgb"] == [round(v, 3) for v in ours["psnr-rgb"]]
