@@ -148,7 +148,7 @@ def load_images(folder: str | Path, limit: int | None = None) -> list[tuple[str,
     return images
 
 
-def _timed(fn: Callable, arg, repeats: int):
+def timed(fn: Callable, arg, repeats: int):
     """(result, median seconds) of fn(arg); slow calls are not repeated."""
     start = time.perf_counter()
     result = fn(arg)
@@ -171,10 +171,10 @@ def sweep(c: Codec, images: list[tuple[str, Image.Image]], files_dir: Path, repe
     (files_dir / c.name).mkdir(parents=True, exist_ok=True)
     for i, setting in enumerate(c.settings):
         for j, (name, image) in enumerate(images):
-            data, enc_s[i, j] = _timed(lambda im: c.encode(im, setting), image, repeats)
+            data, enc_s[i, j] = timed(lambda im: c.encode(im, setting), image, repeats)
             path = files_dir / c.name / f"{Path(name).stem}@{setting:g}.{c.ext}"
             path.write_bytes(data)
-            back, dec_s[i, j] = _timed(c.decode, path.read_bytes(), repeats)
+            back, dec_s[i, j] = timed(c.decode, path.read_bytes(), repeats)
             original = np.asarray(image)
             nbytes[i, j] = path.stat().st_size
             psnr[i, j] = metrics.psnr(original, back)

@@ -23,7 +23,6 @@ import argparse
 import json
 import platform
 import shutil
-import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -32,8 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from aecompress import codec, metrics, zoo
-from aecompress.bench import pillow_codecs
+from aecompress import bench, codec, metrics, zoo
 from aecompress.model import ModelConfig
 from aecompress.train import TrainConfig, evaluate, list_images, train
 
@@ -66,30 +64,18 @@ def seconds_per_step(cfg: TrainConfig, work: Path) -> float:
     return (hours[100] - hours[50]) * 3600 / 50
 
 
-def decode_seconds(model, rgb: np.ndarray, repeats: int = 3) -> float:
+def decode_seconds(model, rgb: np.ndarray) -> float:
     coding = zoo.freeze(model)
     data = codec.encode(rgb, 50, model=coding)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        codec.decode(data, model=coding)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return bench.timed(lambda d: codec.decode(d, model=coding), data, repeats=3)[1]
 
 
-def jpeg_curve(files: list[Path]) -> dict:
-    jpeg = next(c for c in pillow_codecs() if c.name == "jpeg")
-    images = [Image.open(f).convert("RGB") for f in files]
-    bpp, psnr = [], []
-    for setting in jpeg.settings:
-        sizes, scores = [], []
-        for im in images:
-            data = jpeg.encode(im, setting)
-            sizes.append(len(data) * 8 / (im.width * im.height))
-            scores.append(metrics.psnr(np.asarray(im), np.asarray(jpeg.decode(data))))
-        bpp.append(float(np.mean(sizes)))
-        psnr.append(float(np.mean(scores)))
-    return {"bpp": bpp, "psnr": psnr}
+def jpeg_curve(kodak: Path, n: int, work: Path) -> dict:
+    """Pillow JPEG on the same images, through the benchmark's own sweep (real files)."""
+    jpeg = next(c for c in bench.pillow_codecs() if c.name == "jpeg")
+    results = bench.sweep(jpeg, bench.load_images(kodak, n), work / "files", repeats=1).to_json()["results"]
+    shutil.rmtree(work / "files")
+    return {"bpp": results["bpp"], "psnr": results["psnr-rgb"]}
 
 
 def run_variant(cfg: TrainConfig, minutes: float, work: Path, files: list[Path]) -> dict:
@@ -143,7 +129,7 @@ def main() -> None:
         raise SystemExit(f"unknown variant(s): {', '.join(sorted(unknown))}")
     files = list_images(KODAK)[: args.images]
     work = Path("runs/study")
-    jpeg = jpeg_curve(files)
+    jpeg = jpeg_curve(KODAK, args.images, work)
     results = {}
     for name in names:
         change, cfg = VARIANTS[name]

@@ -1,13 +1,14 @@
 """The benchmark measures what it claims: real file sizes, sound metrics, a report from its JSON."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from aecompress import bench, bench_extras, codec, metrics, zoo
+from aecompress import bench, bench_extras, codec, metrics, plot, report, zoo
 from aecompress.cli import main
 from conftest import GOLDEN, smooth_image
 
@@ -102,10 +103,6 @@ def test_bench_rejects_a_missing_folder(tmp_path):
 
 def test_committed_readme_figures_are_those_of_the_committed_json():
     """README's generated section and the weights manifest hold what benchmarks/results says."""
-    from pathlib import Path
-
-    from aecompress import plot, report
-
     root = Path(__file__).resolve().parent.parent
     r = plot.load(root / "benchmarks", root / "benchmarks" / "results" / "kodak")
     section = report.readme_section(r, Path("benchmarks"))

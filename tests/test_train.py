@@ -55,8 +55,7 @@ def test_trained_model_exports_and_codes(data_dir, tmp_path, monkeypatch, simpli
     model = zoo.load_file(path, entry["sha256"])
     assert model.config == cfg.model
     img = smooth_image(40, 56)
-    data = codec.encode(img, 50, model=model)
-    assert codec.decode(data, model=model).size == (56, 40)
+    assert codec.decode(codec.encode(img, 50, model=model), model=model).size == (56, 40)
     with torch.no_grad():  # the loaded transforms are the trained ones (GDN kind included)
         x = torch.rand(1, 3, 32, 32)
         assert torch.allclose(model.net.g_s(model.net.g_a(x)), net.eval().g_s(net.g_a(x)), atol=1e-2)
