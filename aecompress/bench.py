@@ -31,6 +31,7 @@ from . import codec, metrics, zoo
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff", ".webp")
 QUALITIES = (1, 10, 20, 35, 50, 65, 80, 90, 100)
+SEARCH_EFFORT = 2  # the slower aecompress curve, aecompress-e2 (encode --effort 2)
 REPEAT_BELOW_S = 1.0  # slower calls are timed once: their run-to-run spread is small anyway
 REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "reference" / "published_kodak_rd.json"
 
@@ -123,12 +124,13 @@ def pillow_codecs(threads: int = 1, quick: bool = False) -> list[Codec]:
     return out
 
 
-def aecompress_codec(model: zoo.CodingModel, qualities: Sequence[float]) -> Codec:
+def aecompress_codec(model: zoo.CodingModel, qualities: Sequence[float], effort: int = 0) -> Codec:
     """aecompress through its public API: .aec bytes in, pixels out."""
     return Codec(
-        "aecompress", f"aecompress, model {model.name} ({model.digest.hex()}), quality = -q",
+        f"aecompress-e{effort}" if effort else "aecompress",
+        f"aecompress, model {model.name} ({model.digest.hex()}), quality = -q, --effort {effort}",
         tuple(float(q) for q in qualities), "aec",
-        lambda image, q: codec.encode(image, q, model=model),
+        lambda image, q: codec.encode(image, q, model=model, effort=effort),
         lambda data: np.asarray(codec.decode(data, model=model).convert("RGB")),
     )
 
@@ -222,7 +224,8 @@ def run(data_dir: str | Path, out: str | Path = "benchmarks", model: str | None 
         qualities, repeats = tuple(qualities)[:: max(1, len(qualities) // 3)], 1
     out = Path(out)
     results = out / "results" / Path(data_dir).resolve().name
-    chosen = [aecompress_codec(m, qualities)] + pillow_codecs(threads, quick)
+    chosen = [aecompress_codec(m, qualities), aecompress_codec(m, qualities, SEARCH_EFFORT)]
+    chosen += pillow_codecs(threads, quick)
     if codecs:
         unknown = set(codecs) - {c.name for c in chosen}
         if unknown:

@@ -10,13 +10,13 @@ Decoding runs the same integer steps in reverse order, then g_s on any device.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from PIL import Image
 
-from . import coder, container, intnet, tiling, zoo
+from . import coder, container, intnet, refine, tiling, zoo
 from .container import ALPHA, DENOISE, EXIF, ICC, Y_STREAM, Z_STREAM, FormatError
 from .entropy import Tables
 
@@ -111,9 +111,17 @@ def noise_level(model: zoo.CodingModel, rgb: np.ndarray, denoise: float | str | 
 
 
 def analyze(model: zoo.CodingModel, rgb: np.ndarray, quality: float, device: torch.device,
-            noise: float = 0.0) -> Latents:
+            noise: float = 0.0, effort: int = 0) -> Latents:
+    steps = refine.steps_for(effort)
+    if steps and noise:
+        raise ValueError("--effort fits the latents to the input, noise included: use it without --denoise")
     y = tiling.analysis(model.net.to(device), rgb, device, noise)
-    return quantize(model, y, quality, device)
+    latents = quantize(model, y, quality, device)
+    if steps:
+        y_symbols = refine.refine(model, rgb, y * model.net.gain(quality), latents.index, latents.mean_int,
+                                  quality, device, steps)
+        latents = replace(latents, y_symbols=y_symbols)
+    return latents
 
 
 def quantize(model: zoo.CodingModel, y: torch.Tensor, quality: float, device: torch.device) -> Latents:
@@ -202,18 +210,21 @@ def load_model(model: str | zoo.CodingModel | None) -> zoo.CodingModel:
 
 
 def encode(image: Image.Image | np.ndarray, quality: float = 75, model: str | zoo.CodingModel | None = None,
-           device: str = "cpu", icc_profile: bytes | None = None, denoise: float | str | None = None) -> bytes:
+           device: str = "cpu", icc_profile: bytes | None = None, denoise: float | str | None = None,
+           effort: int = 0) -> bytes:
     """Compress an image (PIL or uint8 array) into .aec bytes. quality: 1..100, higher is better.
 
     denoise: remove noise while encoding: a level (standard deviation, 0..255 scale) or "auto"
-    to estimate it; the file decodes as any other."""
+    to estimate it; the file decodes as any other.
+    effort: 0..4, how hard the encoder searches (refine.STEPS): 0 is one pass of g_a; higher
+    levels fit the latents to this image, for smaller files at the same quality, more slowly."""
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be in 1..100, got {quality}")
     m = load_model(model)
     source = prepare(image, icc_profile)
     quality = round(float(quality), 2)
     noise = noise_level(m, source.rgb, denoise)
-    latents = analyze(m, source.rgb, quality, resolve_device(device), noise)
+    latents = analyze(m, source.rgb, quality, resolve_device(device), noise, effort)
     return write(m, source, latents, quality, noise)
 
 

@@ -46,12 +46,12 @@ def rd_table(r) -> str:
     return _table(["codec", "setting", "bpp", "PSNR-RGB dB", "MS-SSIM", "encode ms", "decode ms"], rows)
 
 
-def jpeg_at_equal_bpp_table(r) -> str:
-    """Each aecompress quality beside Pillow JPEG (4:2:0) at the same bpp, interpolated linearly
-    in log-bpp between JPEG's measured qualities (n/a outside JPEG's measured range)."""
-    ours, jpeg = r.codecs.get("aecompress", {}).get("results"), r.codecs.get("jpeg", {}).get("results")
+def jpeg_at_equal_bpp_table(r, name: str = "aecompress") -> str:
+    """Each quality of one aecompress curve beside Pillow JPEG (4:2:0) at the same bpp, interpolated
+    linearly in log-bpp between JPEG's measured qualities (n/a outside JPEG's measured range)."""
+    ours, jpeg = r.codecs.get(name, {}).get("results"), r.codecs.get("jpeg", {}).get("results")
     if not ours or not jpeg:
-        return "_needs both aecompress and jpeg results_"
+        return f"_needs both {name} and jpeg results_"
     order = np.argsort(jpeg["bpp"])
     jb, jp = np.log(np.array(jpeg["bpp"])[order]), np.array(jpeg["psnr-rgb"])[order]
     rows = []
@@ -156,6 +156,8 @@ def markdown(r, figures: dict[str, str]) -> str:
         "## BD-rate (PSNR-RGB, pchip in log-rate, overlapping range) and bpp at equal PSNR", bd_table(r),
         "## aecompress against JPEG at the same bitrate", jpeg_at_equal_bpp_table(r),
     ]
+    for name in _searched(r):
+        parts += [f"### {_label(name)} against JPEG at the same bitrate", jpeg_at_equal_bpp_table(r, name)]
     if _published_keys(r):
         parts += ["### Published figures (dashed on the plot)", published_table(r)]
     parts += ["## Speed", speed_table(r), "## Peak memory", memory_table(r),
@@ -169,23 +171,35 @@ def markdown(r, figures: dict[str, str]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def _searched(r) -> list[str]:
+    """The slower aecompress curves (encode --effort N), named aecompress-eN."""
+    return [n for n in r.codecs if re.fullmatch(r"aecompress-e\d", n)]
+
+
+def _label(name: str) -> str:
+    return f"aecompress --effort {name[-1]}" if re.fullmatch(r"aecompress-e\d", name) else name
+
+
 def readme_section(r, rel: Path) -> str:
-    """A short headline: BD-rates of aecompress, bpp at 30/32/34 dB and decode speed, with the plot."""
-    ours = r.codecs.get("aecompress", {}).get("results")
+    """A short headline: BD-rates against JPEG, bpp at 30/32/34 dB, each aecompress curve beside
+    JPEG, and speed, with the plot."""
     levels = (30.0, 32.0, 34.0)
-    at = lambda res: [_f(bpp_at_psnr(res["bpp"], res["psnr-rgb"], db)) for db in levels]
-    rows = [["aecompress", ""] + at(ours)] if ours else []
-    for name in ("jpeg", "webp", "avif", "jpeg2000"):
-        if ours and name in r.codecs:
+    jpeg = r.codecs.get("jpeg", {}).get("results")
+    rows = []
+    for name in ["aecompress", *_searched(r), "jpeg", "webp", "avif", "jpeg2000"]:
+        if name in r.codecs:
             res = r.codecs[name]["results"]
-            rows.append([name, _pct(_bd(res, ours))] + at(res))
+            bd = "-" if name == "jpeg" else _pct(_bd(jpeg, res)) if jpeg else "n/a"
+            rows.append([_label(name), bd] + [_f(bpp_at_psnr(res["bpp"], res["psnr-rgb"], db)) for db in levels])
     run = r.extras.get("run", {})
+    against_jpeg = [f"**{_label(n)}** against JPEG at the same bitrate:\n\n{jpeg_at_equal_bpp_table(r, n)}"
+                    for n in ["aecompress", *_searched(r)] if n in r.codecs]
     return "\n\n".join([
         START, f"Kodak ({run.get('images', '?')} images), model `{run.get('model', '?')}`, measured "
         f"{run.get('date', '?')}; full tables in [{rel.as_posix()}/report.md]({rel.as_posix()}/report.md).",
         f"![rate-distortion]({rel.as_posix()}/rd.png)",
-        _table(["codec", "BD-rate of aecompress against it"] + [f"bpp @ {db:g} dB" for db in levels], rows),
-        jpeg_at_equal_bpp_table(r), speed_table(r), END])
+        _table(["codec", "BD-rate vs JPEG (negative: fewer bits)"] + [f"bpp @ {db:g} dB" for db in levels], rows),
+        *against_jpeg, speed_table(r), END])
 
 
 def replace_section(readme: Path, start: str, end: str, text: str) -> bool:

@@ -1,0 +1,124 @@
+"""Encoder-side search (`--effort`): latents fitted to one image by gradient descent.
+
+g_a is amortized: one network maps every image to latents that are good on average. With the
+decoder fixed, the latents of one particular image can be improved directly, lowering its
+cost D + R / lambda (Campos et al., "Content adaptive optimization for neural image
+compression", CVPR-W 2019; Yang et al., "Improving inference for neural image compression",
+NeurIPS 2020). Only the encoder works harder: the file format and the decoder do not change.
+
+z_hat stays as g_a and h_a chose it, so every step sees the exact integer means and scales the
+decoder will use. The first STEPS_RELAXED share of the steps replaces rounding by uniform
+noise (a smooth landscape); the rest round for real with straight-through gradients, and the
+best latents under the true, rounded cost are kept: a search never ends worse than its start.
+Large images are refined tile by tile (tiling.spans), each tile seeing its neighbours'
+latents as the decoder will.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import intnet, tiling, zoo
+from .entropy import gaussian_likelihood, scale_from_index
+from .layers import round_ste
+from .model import lambda_at, quality_to_t
+
+STEPS = (0, 8, 16, 32, 64)  # search steps of --effort 0..4
+LEARNING_RATE = 0.05  # Adam, in units of the quantization step; decays linearly to 0
+STEPS_RELAXED = 0.6  # share of the steps with uniform noise in place of rounding
+TILE = 32  # latents per tile side (512 px): bounded memory for the backward pass
+SEED = 0  # the noise is seeded: the same input gives the same file
+
+
+def steps_for(effort: int) -> int:
+    if not 0 <= effort < len(STEPS):
+        raise ValueError(f"effort must be in 0..{len(STEPS) - 1}, got {effort}")
+    return STEPS[effort]
+
+
+class _Tile:
+    """One tile's problem: its core latents are free, the margin around them is fixed."""
+
+    def __init__(self, net, y: torch.Tensor, mean: torch.Tensor, sigma: torch.Tensor,
+                 target: torch.Tensor, rows: tiling.Span, cols: tiling.Span, inverse_gain: torch.Tensor):
+        self.net, self.inverse_gain = net, inverse_gain
+        region = (..., slice(rows.lo, rows.hi), slice(cols.lo, cols.hi))
+        self.core = (..., slice(rows.start - rows.lo, rows.end - rows.lo),
+                     slice(cols.start - cols.lo, cols.end - cols.lo))
+        self.mean, self.sigma = mean[region], sigma[region][self.core]
+        self.context = torch.round(y[region] - self.mean) + self.mean  # what the decoder sees
+        h, w = target.shape[-2:]
+        r0, c0 = (rows.start - rows.lo) * tiling.STRIDE, (cols.start - cols.lo) * tiling.STRIDE
+        r1 = min(h, rows.end * tiling.STRIDE) - rows.start * tiling.STRIDE + r0
+        c1 = min(w, cols.end * tiling.STRIDE) - cols.start * tiling.STRIDE + c0
+        self.pixels = (..., slice(r0, r1), slice(c0, c1))
+        self.target = target[..., rows.start * tiling.STRIDE : rows.start * tiling.STRIDE + r1 - r0,
+                             cols.start * tiling.STRIDE : cols.start * tiling.STRIDE + c1 - c0]
+
+    def cost(self, core: torch.Tensor, lam: float) -> torch.Tensor:
+        """lambda * 255^2 * MSE + bits per pixel of the tile, with core as its free latents."""
+        y_hat = self.context.clone()
+        y_hat[self.core] = core
+        x_hat = self.net.g_s(y_hat * self.inverse_gain)[self.pixels]
+        residual = core - self.mean[self.core]
+        bits = -torch.log2(gaussian_likelihood(residual, self.sigma)).sum()
+        mse = (x_hat - self.target).square().mean()
+        return lam * 255**2 * mse + bits / self.target[0, 0].numel()
+
+
+def _search(tile: _Tile, start: torch.Tensor, lam: float, steps: int, generator: torch.Generator) -> torch.Tensor:
+    """Adam on the tile's core latents; returns the best found under the rounded cost."""
+    mean = tile.mean[tile.core]
+    y = start.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([y], lr=LEARNING_RATE)
+    with torch.no_grad():
+        best_cost, best = float(tile.cost(torch.round(start - mean) + mean, lam)), start.clone()
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = LEARNING_RATE * (1 - step / steps)
+        relaxed = step < STEPS_RELAXED * steps
+        if relaxed:
+            noise = torch.rand(y.shape, generator=generator).sub_(0.5).to(y.device)
+            core = y + noise
+        else:
+            core = round_ste(y - mean) + mean
+        cost = tile.cost(core, lam)
+        if not relaxed and float(cost.detach()) < best_cost:  # the cost of exactly these rounded latents
+            best_cost, best = float(cost.detach()), y.detach().clone()
+        optimizer.zero_grad(set_to_none=True)
+        cost.backward()
+        optimizer.step()
+    with torch.no_grad():  # the last step's result was never scored
+        last = float(tile.cost(torch.round(y - mean) + mean, lam))
+    return y.detach() if last < best_cost else best
+
+
+def refine(model: zoo.CodingModel, rgb: np.ndarray, y: torch.Tensor, index: np.ndarray, mean_int: np.ndarray,
+           quality: float, device: torch.device, steps: int) -> np.ndarray:
+    """Gained latents y' (1, M, hy, wy) -> better y symbols (int32, M x hy x wy) for the same z_hat.
+
+    index and mean_int are what the integer h_s derived from z_hat: they stay as they are."""
+    net = model.net.to(device)
+    t = torch.tensor([quality_to_t(quality)])
+    lam = float(lambda_at(model.config, t))
+    inverse_gain = net.gains(t.to(device))[1].detach()
+    mean = torch.from_numpy(mean_int * intnet.MEAN_SCALE).float()[None].to(device)
+    sigma = scale_from_index(torch.from_numpy(index).float()[None], model.config.levels).to(device)
+    hy, wy = y.shape[-2:]
+    target = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float().div_(255).to(device)
+    y = y.to(device).clone()
+    generator = torch.Generator().manual_seed(SEED)
+    requires_grad = [p.requires_grad for p in net.parameters()]
+    for p in net.parameters():
+        p.requires_grad_(False)
+    try:
+        for rows in tiling.spans(hy, TILE):
+            for cols in tiling.spans(wy, TILE):
+                tile = _Tile(net, y, mean, sigma, target, rows, cols, inverse_gain)
+                core = (..., slice(rows.start, rows.end), slice(cols.start, cols.end))
+                y[core] = _search(tile, y[core], lam, steps, generator)
+    finally:
+        for p, r in zip(net.parameters(), requires_grad):
+            p.requires_grad_(r)
+    return torch.round(y - mean)[0].cpu().numpy().astype(np.int32)
