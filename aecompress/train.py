@@ -47,6 +47,7 @@ class TrainConfig:
     decay_from: float = 0.7  # the learning rate decays (cosine) over the last 30% of steps
     final_lr_ratio: float = 0.02
     clip: float = 1.0
+    quality_power: float = 1.0  # quality axis t = u**this, u ~ U[0, 1]: below 1, high rates more often
     finetune: int = 1500  # last steps: g_a, g_s frozen, rates from rounded z (integer path QAT)
     autocast: bool = False  # bf16 autocast: a gain only where the CPU has AVX-512 BF16 / on CUDA
     eval_dir: str = "../shared/data/kodak"
@@ -285,7 +286,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
             if distributed:  # DDP must learn which parameters still take gradients
                 net = torch.nn.parallel.DistributedDataParallel(model)
         x = sampler.batch(cfg.batch).to(device, memory_format=torch.channels_last)
-        t = torch.rand(cfg.batch, device=device)
+        t = torch.rand(cfg.batch, device=device) ** cfg.quality_power
         noisy = level = None
         if cfg.model.denoise:
             level = torch.rand(cfg.batch, device=device) * cfg.noise_max

@@ -4,6 +4,7 @@ real coding.
     python benchmarks/efficiency_study.py                  # all variants, 5 minutes each
     python benchmarks/efficiency_study.py --minutes 1 --only baseline,"simplified GDN" --out /tmp/s
     python benchmarks/efficiency_study.py --render      # efficiency.md again from the JSON
+    python benchmarks/efficiency_study.py --minutes 4 --only "high-rate lambdas" --add   # one more
 
 Every variant changes one thing against the baseline (the shipped widths and training
 settings) and trains from scratch for the same wall time on this machine: its number of steps
@@ -51,6 +52,8 @@ VARIANTS = {  # name -> (what changes, TrainConfig)
     "crop 192": ("crops of 192 px, batch 4 (about the same pixels per step)",
                  replace(BASELINE, crop=192, batch=4)),
     "lr 1.4e-3": ("twice the peak learning rate", replace(BASELINE, lr=1.4e-3)),
+    "high-rate lambdas": ("quality axis sampled as u^0.5 (high qualities 3x as often as low)",
+                          replace(BASELINE, quality_power=0.5)),
 }
 
 
@@ -121,6 +124,8 @@ def main() -> None:
     p.add_argument("--only", default="", help="comma-separated variant names")
     p.add_argument("--out", type=Path, default=HERE)
     p.add_argument("--render", action="store_true", help="only rewrite efficiency.md from the JSON")
+    p.add_argument("--add", action="store_true",
+                   help="keep the variants already in results/efficiency.json (same --minutes and images)")
     args = p.parse_args()
     if args.render:
         return render(args.out)
@@ -131,6 +136,12 @@ def main() -> None:
     work = Path("runs/study")
     jpeg = jpeg_curve(KODAK, args.images, work)
     results = {}
+    previous = args.out / "results" / "efficiency.json"
+    if args.add and previous.exists():
+        kept = json.loads(previous.read_text())
+        if kept["minutes_per_variant"] != args.minutes or len(kept["images"]) != args.images:
+            raise SystemExit("--add: the recorded study used other --minutes or --images")
+        results = {k: v for k, v in kept["variants"].items() if k not in names}
     for name in names:
         change, cfg = VARIANTS[name]
         print(f"{name}: {change}", flush=True)

@@ -71,3 +71,10 @@ def test_cli_effort(tmp_path):
     assert r.exit_code == 2 and "effort" in r.output.lower()
     r = CliRunner().invoke(main, ["encode", str(png), "-e", "1", "--target-bpp", "0.5", "-f"])
     assert r.exit_code == 2 and "--effort" in r.output
+
+
+@pytest.mark.parametrize("h, w", [(1, 1), (2, 3), (65, 257), (17, 1000)])
+def test_search_round_trips_at_odd_sizes(tiny, h, w):
+    rgb = smooth_image(h, w)
+    data = codec.encode(rgb, 50, model=tiny, effort=1)
+    assert np.asarray(codec.decode(data, model=tiny)).shape == rgb.shape
