@@ -19,6 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
+from .report import codec_label  # noqa: E402
+
 MEASURED_ORDER = ("aecompress", "aecompress-e2", "jpeg", "jpeg444", "webp", "avif", "avif-s0", "jpeg2000")
 PUBLISHED_ON_PLOT = ("bpg444", "vtm", "av1", "bmshj2018-hyperprior", "mbt2018-mean", "cheng2020-anchor")
 EXTRA_FILES = ("run", "sparsity", "crops", "speed-compressai", "memory")
@@ -59,9 +61,8 @@ def rd_plot(r: Results, path: Path, metric: str = "psnr-rgb") -> Path:
     for name, d in r.codecs.items():
         res = d["results"]
         ours = name.startswith("aecompress")
-        label = f"aecompress --effort {name[-1]}" if name.startswith("aecompress-e") else name
         ax.plot(res["bpp"], res[metric], "-o", lw=2.6 if ours else 1.4, ms=4 if ours else 3,
-                color=COLORS.get(name), label=f"{label} (measured)", zorder=3 if ours else 2)
+                color=COLORS.get(name), label=f"{codec_label(name)} (measured)", zorder=3 if ours else 2)
     if metric == "psnr-rgb" and r.name == "kodak":
         for key in PUBLISHED_ON_PLOT:
             if key in r.published:

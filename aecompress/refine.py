@@ -48,13 +48,8 @@ class _Tile:
                      slice(cols.start - cols.lo, cols.end - cols.lo))
         self.mean, self.sigma = mean[region], sigma[region][self.core]
         self.context = torch.round(y[region] - self.mean) + self.mean  # what the decoder sees
-        h, w = target.shape[-2:]
-        r0, c0 = (rows.start - rows.lo) * tiling.STRIDE, (cols.start - cols.lo) * tiling.STRIDE
-        r1 = min(h, rows.end * tiling.STRIDE) - rows.start * tiling.STRIDE + r0
-        c1 = min(w, cols.end * tiling.STRIDE) - cols.start * tiling.STRIDE + c0
-        self.pixels = (..., slice(r0, r1), slice(c0, c1))
-        self.target = target[..., rows.start * tiling.STRIDE : rows.start * tiling.STRIDE + r1 - r0,
-                             cols.start * tiling.STRIDE : cols.start * tiling.STRIDE + c1 - c0]
+        local, image = tiling.core_pixels(rows, cols, *target.shape[-2:])
+        self.pixels, self.target = (..., *local), target[(..., *image)]
 
     def cost(self, core: torch.Tensor, lam: float) -> torch.Tensor:
         """lambda * 255^2 * MSE + bits per pixel of the tile, with core as its free latents."""
@@ -84,8 +79,8 @@ def _search(tile: _Tile, start: torch.Tensor, lam: float, steps: int, generator:
         else:
             core = round_ste(y - mean) + mean
         cost = tile.cost(core, lam)
-        if not relaxed and float(cost.detach()) < best_cost:  # the cost of exactly these rounded latents
-            best_cost, best = float(cost.detach()), y.detach().clone()
+        if not relaxed and (value := float(cost.detach())) < best_cost:  # exactly these rounded latents
+            best_cost, best = value, y.detach().clone()
         optimizer.zero_grad(set_to_none=True)
         cost.backward()
         optimizer.step()

@@ -157,7 +157,7 @@ def markdown(r, figures: dict[str, str]) -> str:
         "## aecompress against JPEG at the same bitrate", jpeg_at_equal_bpp_table(r),
     ]
     for name in _searched(r):
-        parts += [f"### {_label(name)} against JPEG at the same bitrate", jpeg_at_equal_bpp_table(r, name)]
+        parts += [f"### {codec_label(name)} against JPEG at the same bitrate", jpeg_at_equal_bpp_table(r, name)]
     if _published_keys(r):
         parts += ["### Published figures (dashed on the plot)", published_table(r)]
     parts += ["## Speed", speed_table(r), "## Peak memory", memory_table(r),
@@ -176,7 +176,8 @@ def _searched(r) -> list[str]:
     return [n for n in r.codecs if re.fullmatch(r"aecompress-e\d", n)]
 
 
-def _label(name: str) -> str:
+def codec_label(name: str) -> str:
+    """How a result file's codec is named to readers: aecompress-e2 -> aecompress --effort 2."""
     return f"aecompress --effort {name[-1]}" if re.fullmatch(r"aecompress-e\d", name) else name
 
 
@@ -190,9 +191,9 @@ def readme_section(r, rel: Path) -> str:
         if name in r.codecs:
             res = r.codecs[name]["results"]
             bd = "-" if name == "jpeg" else _pct(_bd(jpeg, res)) if jpeg else "n/a"
-            rows.append([_label(name), bd] + [_f(bpp_at_psnr(res["bpp"], res["psnr-rgb"], db)) for db in levels])
+            rows.append([codec_label(name), bd] + [_f(bpp_at_psnr(res["bpp"], res["psnr-rgb"], db)) for db in levels])
     run = r.extras.get("run", {})
-    against_jpeg = [f"**{_label(n)}** against JPEG at the same bitrate:\n\n{jpeg_at_equal_bpp_table(r, n)}"
+    against_jpeg = [f"**{codec_label(n)}** against JPEG at the same bitrate:\n\n{jpeg_at_equal_bpp_table(r, n)}"
                     for n in ["aecompress", *_searched(r)] if n in r.codecs]
     return "\n\n".join([
         START, f"Kodak ({run.get('images', '?')} images), model `{run.get('model', '?')}`, measured "

@@ -69,10 +69,18 @@ def synthesis(net, y_hat: torch.Tensor, quality: float, height: int, width: int,
         for cols in spans(wy):
             part = y_hat[..., rows.lo : rows.hi, cols.lo : cols.hi]
             x = net.synthesize(part.to(device, memory_format=torch.channels_last), quality)
-            r0, c0 = (rows.start - rows.lo) * STRIDE, (cols.start - cols.lo) * STRIDE
-            r1 = min(height, rows.end * STRIDE) - rows.start * STRIDE + r0
-            c1 = min(width, cols.end * STRIDE) - cols.start * STRIDE + c0
-            pixels = x[0, :, r0:r1, c0:c1].mul(255).round_().byte().permute(1, 2, 0).cpu().numpy()
-            out[rows.start * STRIDE : rows.start * STRIDE + r1 - r0,
-                cols.start * STRIDE : cols.start * STRIDE + c1 - c0] = pixels
+            local, image = core_pixels(rows, cols, height, width)
+            out[image] = x[0, :, local[0], local[1]].mul(255).round_().byte().permute(1, 2, 0).cpu().numpy()
     return out
+
+
+def core_pixels(rows: Span, cols: Span, height: int, width: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """The pixels of a tile's core inside the image: (rows, cols) slices within the tile's
+    output, which starts at latent (lo, lo), and the same pixels' (rows, cols) in the image."""
+    def axis(span: Span, size: int) -> tuple[slice, slice]:
+        start, end = span.start * STRIDE, min(size, span.end * STRIDE)
+        offset = (span.start - span.lo) * STRIDE
+        return slice(offset, offset + end - start), slice(start, end)
+
+    (r_local, r_image), (c_local, c_image) = axis(rows, height), axis(cols, width)
+    return (r_local, c_local), (r_image, c_image)
