@@ -120,7 +120,8 @@ def render(out: str | Path = "benchmarks", results: str | Path | None = None) ->
 
 
 def _only_results(out: Path) -> Path:
-    sets = sorted(p for p in (out / "results").glob("*") if p.is_dir()) if (out / "results").is_dir() else []
+    """The one folder of out/results written by `aecompress bench` (it holds run.json)."""
+    sets = sorted(p.parent for p in (out / "results").glob("*/run.json"))
     if len(sets) != 1:
         raise ValueError(f"{out}/results: expected one result set, found {len(sets)}")
     return sets[0]

@@ -62,6 +62,37 @@ def jpeg_at_equal_bpp_table(r, name: str = "aecompress") -> str:
     return _table(["quality", "bpp", "PSNR-RGB dB", "JPEG PSNR at this bpp", "difference dB"], rows)
 
 
+def ahead_of_jpeg(r, name: str = "aecompress") -> list[tuple[float, float]]:
+    """The bpp intervals where a curve's PSNR is above Pillow JPEG's at the same bpp, both curves
+    interpolated linearly in log-bpp between their measured points, over the range both cover.
+    The table above judges the measured qualities only; this judges the curve between them."""
+    ours, jpeg = r.codecs.get(name, {}).get("results"), r.codecs.get("jpeg", {}).get("results")
+    if not ours or not jpeg:
+        return []
+    curves = []
+    for res in (ours, jpeg):
+        order = np.argsort(res["bpp"])
+        curves.append((np.log(np.array(res["bpp"])[order]), np.array(res["psnr-rgb"])[order]))
+    (ob, op), (jb, jp) = curves
+    lo, hi = max(ob[0], jb[0]), min(ob[-1], jb[-1])
+    if lo >= hi:
+        return []
+    grid = np.linspace(lo, hi, 4001)
+    ahead = np.interp(grid, ob, op) > np.interp(grid, jb, jp)
+    edges = np.flatnonzero(np.diff(ahead.astype(int))) + 1  # where the sign changes
+    runs = np.split(np.arange(len(grid)), edges)
+    return [(float(np.exp(grid[i[0]])), float(np.exp(grid[i[-1]]))) for i in runs if ahead[i[0]]]
+
+
+def ahead_of_jpeg_sentence(r, name: str = "aecompress") -> str:
+    ranges = ahead_of_jpeg(r, name)
+    between = "Between measured points (both curves linear in log-bpp, over the range both cover)"
+    if not ranges:
+        return f"{between}, {codec_label(name)} is nowhere above JPEG."
+    where = ", ".join(f"{a:.3f}-{b:.3f}" for a, b in ranges)
+    return f"{between}, {codec_label(name)} is above JPEG at {where} bpp."
+
+
 def bd_table(r) -> str:
     jpeg, ours = r.codecs.get("jpeg", {}).get("results"), r.codecs.get("aecompress", {}).get("results")
     rows = []
@@ -155,9 +186,11 @@ def markdown(r, figures: dict[str, str]) -> str:
         f"![rate-distortion]({figures.get('rd', 'rd.png')})",
         "## BD-rate (PSNR-RGB, pchip in log-rate, overlapping range) and bpp at equal PSNR", bd_table(r),
         "## aecompress against JPEG at the same bitrate", jpeg_at_equal_bpp_table(r),
+        ahead_of_jpeg_sentence(r),
     ]
     for name in _searched(r):
-        parts += [f"### {codec_label(name)} against JPEG at the same bitrate", jpeg_at_equal_bpp_table(r, name)]
+        parts += [f"### {codec_label(name)} against JPEG at the same bitrate", jpeg_at_equal_bpp_table(r, name),
+                  ahead_of_jpeg_sentence(r, name)]
     if _published_keys(r):
         parts += ["### Published figures (dashed on the plot)", published_table(r)]
     parts += ["## Speed", speed_table(r), "## Peak memory", memory_table(r),
@@ -194,7 +227,7 @@ def readme_section(r, rel: Path) -> str:
             rows.append([codec_label(name), bd] + [_f(bpp_at_psnr(res["bpp"], res["psnr-rgb"], db)) for db in levels])
     run = r.extras.get("run", {})
     against_jpeg = [f"**{codec_label(n)}** against JPEG at the same bitrate:\n\n{jpeg_at_equal_bpp_table(r, n)}"
-                    for n in ["aecompress", *_searched(r)] if n in r.codecs]
+                    f"\n\n{ahead_of_jpeg_sentence(r, n)}" for n in ["aecompress", *_searched(r)] if n in r.codecs]
     return "\n\n".join([
         START, f"Kodak ({run.get('images', '?')} images), model `{run.get('model', '?')}`, measured "
         f"{run.get('date', '?')}; full tables in [{rel.as_posix()}/report.md]({rel.as_posix()}/report.md).",

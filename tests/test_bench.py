@@ -79,6 +79,29 @@ def test_bd_rate_of_a_codec_against_itself_is_zero():
     assert metrics.bpp_at_psnr(bpp, psnr, 30.5) == pytest.approx(0.4)
 
 
+def test_ahead_of_jpeg_finds_where_the_curves_cross():
+    """JPEG gains 3 dB per doubling of the rate; ours leads by 1.5 dB at 0.25 bpp, 0.5 dB less per
+    doubling, so in log-bpp the curves cross halfway between 1 and 2 bpp, at sqrt(2)."""
+    bpp = [0.25, 0.5, 1.0, 2.0]
+    jpeg = {"results": {"bpp": bpp, "psnr-rgb": [26.0, 29.0, 32.0, 35.0]}}
+    ours = {"results": {"bpp": bpp[::-1], "psnr-rgb": [34.5, 32.5, 30.0, 27.5]}}  # any order
+    r = plot.Results("set", {"aecompress": ours, "jpeg": jpeg}, {}, {}, Path("."))
+    [(start, end)] = report.ahead_of_jpeg(r)
+    assert start == pytest.approx(0.25) and end == pytest.approx(2**0.5, rel=1e-3)
+    assert "0.250-1.414 bpp" in report.ahead_of_jpeg_sentence(r)
+    behind = {"results": {"bpp": bpp, "psnr-rgb": [25.0, 28.0, 31.0, 34.0]}}
+    r = plot.Results("set", {"aecompress": behind, "jpeg": jpeg}, {}, {}, Path("."))
+    assert report.ahead_of_jpeg(r) == [] and "at nowhere" not in report.ahead_of_jpeg_sentence(r)
+
+
+def test_redraw_finds_the_bench_results_beside_other_result_folders(smoke, tmp_path):
+    root, _ = smoke
+    (root / "out" / "results" / "denoise").mkdir(exist_ok=True)  # written by another benchmark
+    assert plot._only_results(root / "out") == root / "out" / "results" / "set"
+    with pytest.raises(ValueError, match="expected one result set, found 0"):
+        plot._only_results(tmp_path)
+
+
 def test_ms_ssim_of_identical_images_is_one():
     a = smooth_image(176, 200)
     assert metrics.ms_ssim(a, a) == pytest.approx(1.0, abs=1e-12)
