@@ -213,6 +213,8 @@ def info(file, as_json, stats, model):
 @click.option("--lr", type=float, help="Peak learning rate.")
 @click.option("--channels", type=(int, int), help="N M: widths of the transforms and of y.")
 @click.option("--lambdas", type=(float, float), help="Rate-distortion trade-offs at quality 1 and 100.")
+@click.option("--quality-power", type=click.FloatRange(min=0, min_open=True),
+              help="Draw the quality axis as u**P, u uniform: below 1, high qualities more often.")
 @click.option("--denoise", is_flag=True, help="Also learn to remove noise (encode --denoise).")
 @click.option("--init", help="Start from this checkpoint or weights file (new optimizer and schedule).")
 @click.option("--eval-dir", help="Folder evaluated every --eval-every steps.")
@@ -221,8 +223,8 @@ def info(file, as_json, stats, model):
 @click.option("--fresh", is_flag=True, help="Ignore an existing checkpoint in --out.")
 @click.option("--export", "export_name", help="After training, write weights/<NAME>.pt and list it.")
 @files.one_line_errors
-def train(data, out, steps, batch, crop, lr, channels, lambdas, denoise, init, eval_dir, eval_every, smoke, fresh,
-          export_name):
+def train(data, out, steps, batch, crop, lr, channels, lambdas, quality_power, denoise, init, eval_dir, eval_every,
+          smoke, fresh, export_name):
     """Train a model (resumes from OUT/checkpoint.pt). Runs under torchrun for several processes.
 
     \b
@@ -237,7 +239,7 @@ def train(data, out, steps, batch, crop, lr, channels, lambdas, denoise, init, e
 
     cfg = training.TrainConfig.smoke() if smoke else training.TrainConfig()
     overrides = {"data": data, "out": out, "steps": steps, "batch": batch, "crop": crop, "lr": lr,
-                 "eval_dir": eval_dir, "eval_every": eval_every, "init": init}
+                 "quality_power": quality_power, "eval_dir": eval_dir, "eval_every": eval_every, "init": init}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     model_overrides = {"denoise": True} if denoise else {}
     if channels:
@@ -256,7 +258,7 @@ def train(data, out, steps, batch, crop, lr, channels, lambdas, denoise, init, e
 @click.argument("data_dir", default="../shared/data/kodak")
 @files.MODEL
 @click.option("--qualities", help="aecompress qualities, comma-separated (default: bench.QUALITIES, "
-              "5 to 100 in 9 steps).")
+              "nine from 1 to 100).")
 @click.option("--out", default="benchmarks", show_default=True, help="Folder for results/, plots and report.md.")
 @click.option("--quick", is_flag=True, help="3 images, 3 qualities, fewer settings, no repeats: a smoke run.")
 @click.option("--codecs", help="Only these codecs, comma-separated (default: all).")

@@ -11,7 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
+from click.testing import CliRunner
+
 from aecompress import codec, zoo
+from aecompress.cli import main
 from aecompress.train import TrainConfig, export_run, train
 from conftest import smooth_image
 
@@ -85,3 +88,15 @@ def test_ddp_ranks_end_with_identical_weights(data_dir, tmp_path):
     digests = [(out / f"rank{r}.sha").read_text() for r in (0, 1)]
     assert digests[0] == digests[1]
     assert (out / "checkpoint.pt").exists()
+
+
+def test_train_command_takes_its_settings_into_the_run(data_dir, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--smoke", "--data", str(data_dir), "--out", str(out), "--quality-power", "0.5", "--lr", "1e-4"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    saved = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert saved["step"] == TrainConfig.smoke().steps
+    assert saved["train_config"]["quality_power"] == 0.5 and saved["train_config"]["lr"] == 1e-4
+    r = CliRunner().invoke(main, [*args[:-4], "--quality-power", "0"])
+    assert r.exit_code == 2 and "--quality-power" in r.output
