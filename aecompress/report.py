@@ -46,14 +46,19 @@ def rd_table(r) -> str:
     return _table(["codec", "setting", "bpp", "PSNR-RGB dB", "MS-SSIM", "encode ms", "decode ms"], rows)
 
 
+def _log_bpp_curve(res: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(log bpp, PSNR) of a result curve, ordered by rate, for np.interp."""
+    order = np.argsort(res["bpp"])
+    return np.log(np.array(res["bpp"])[order]), np.array(res["psnr-rgb"])[order]
+
+
 def jpeg_at_equal_bpp_table(r, name: str = "aecompress") -> str:
     """Each quality of one aecompress curve beside Pillow JPEG (4:2:0) at the same bpp, interpolated
     linearly in log-bpp between JPEG's measured qualities (n/a outside JPEG's measured range)."""
     ours, jpeg = r.codecs.get(name, {}).get("results"), r.codecs.get("jpeg", {}).get("results")
     if not ours or not jpeg:
         return f"_needs both {name} and jpeg results_"
-    order = np.argsort(jpeg["bpp"])
-    jb, jp = np.log(np.array(jpeg["bpp"])[order]), np.array(jpeg["psnr-rgb"])[order]
+    jb, jp = _log_bpp_curve(jpeg)
     rows = []
     for q, b, p in zip(ours["quality"], ours["bpp"], ours["psnr-rgb"]):
         inside = jb[0] <= np.log(b) <= jb[-1]
@@ -69,11 +74,7 @@ def ahead_of_jpeg(r, name: str = "aecompress") -> list[tuple[float, float]]:
     ours, jpeg = r.codecs.get(name, {}).get("results"), r.codecs.get("jpeg", {}).get("results")
     if not ours or not jpeg:
         return []
-    curves = []
-    for res in (ours, jpeg):
-        order = np.argsort(res["bpp"])
-        curves.append((np.log(np.array(res["bpp"])[order]), np.array(res["psnr-rgb"])[order]))
-    (ob, op), (jb, jp) = curves
+    (ob, op), (jb, jp) = _log_bpp_curve(ours), _log_bpp_curve(jpeg)
     lo, hi = max(ob[0], jb[0]), min(ob[-1], jb[-1])
     if lo >= hi:
         return []
@@ -91,6 +92,11 @@ def ahead_of_jpeg_sentence(r, name: str = "aecompress") -> str:
         return f"{between}, {codec_label(name)} is nowhere above JPEG."
     where = ", ".join(f"{a:.3f}-{b:.3f}" for a, b in ranges)
     return f"{between}, {codec_label(name)} is above JPEG at {where} bpp."
+
+
+def against_jpeg(r, name: str = "aecompress") -> str:
+    """One curve against JPEG: its qualities beside JPEG's PSNR, then where the curve is ahead."""
+    return f"{jpeg_at_equal_bpp_table(r, name)}\n\n{ahead_of_jpeg_sentence(r, name)}"
 
 
 def bd_table(r) -> str:
@@ -185,12 +191,10 @@ def markdown(r, figures: dict[str, str]) -> str:
         "times per image, warm, median of repeats. Published curves are other systems' figures, not measured here.",
         f"![rate-distortion]({figures.get('rd', 'rd.png')})",
         "## BD-rate (PSNR-RGB, pchip in log-rate, overlapping range) and bpp at equal PSNR", bd_table(r),
-        "## aecompress against JPEG at the same bitrate", jpeg_at_equal_bpp_table(r),
-        ahead_of_jpeg_sentence(r),
+        "## aecompress against JPEG at the same bitrate", against_jpeg(r),
     ]
     for name in _searched(r):
-        parts += [f"### {codec_label(name)} against JPEG at the same bitrate", jpeg_at_equal_bpp_table(r, name),
-                  ahead_of_jpeg_sentence(r, name)]
+        parts += [f"### {codec_label(name)} against JPEG at the same bitrate", against_jpeg(r, name)]
     if _published_keys(r):
         parts += ["### Published figures (dashed on the plot)", published_table(r)]
     parts += ["## Speed", speed_table(r), "## Peak memory", memory_table(r),
@@ -226,14 +230,14 @@ def readme_section(r, rel: Path) -> str:
             bd = "-" if name == "jpeg" else _pct(_bd(jpeg, res)) if jpeg else "n/a"
             rows.append([codec_label(name), bd] + [_f(bpp_at_psnr(res["bpp"], res["psnr-rgb"], db)) for db in levels])
     run = r.extras.get("run", {})
-    against_jpeg = [f"**{codec_label(n)}** against JPEG at the same bitrate:\n\n{jpeg_at_equal_bpp_table(r, n)}"
-                    f"\n\n{ahead_of_jpeg_sentence(r, n)}" for n in ["aecompress", *_searched(r)] if n in r.codecs]
+    curves = [f"**{codec_label(n)}** against JPEG at the same bitrate:\n\n{against_jpeg(r, n)}"
+              for n in ["aecompress", *_searched(r)] if n in r.codecs]
     return "\n\n".join([
         START, f"Kodak ({run.get('images', '?')} images), model `{run.get('model', '?')}`, measured "
         f"{run.get('date', '?')}; full tables in [{rel.as_posix()}/report.md]({rel.as_posix()}/report.md).",
         f"![rate-distortion]({rel.as_posix()}/rd.png)",
         _table(["codec", "BD-rate vs JPEG (negative: fewer bits)"] + [f"bpp @ {db:g} dB" for db in levels], rows),
-        *against_jpeg, speed_table(r), END])
+        *curves, speed_table(r), END])
 
 
 def replace_section(readme: Path, start: str, end: str, text: str) -> bool:
