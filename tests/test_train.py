@@ -81,9 +81,9 @@ def test_ddp_ranks_end_with_identical_weights(data_dir, tmp_path):
     out = tmp_path / "ddp"
     out.mkdir()
     script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parent), data=str(data_dir), out=str(out)))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                    "--master-addr", "127.0.0.1", "--master-port", "29517", str(script)],
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                    str(script)],  # --standalone: a free local port, none fixed that another run may hold
                    env=env, check=True, capture_output=True, timeout=300)
     digests = [(out / f"rank{r}.sha").read_text() for r in (0, 1)]
     assert digests[0] == digests[1]
