@@ -216,7 +216,8 @@ def info(file, as_json, stats, model):
 @click.option("--quality-power", type=click.FloatRange(min=0, min_open=True),
               help="Draw the quality axis as u**P, u uniform: below 1, high qualities more often.")
 @click.option("--denoise", is_flag=True, help="Also learn to remove noise (encode --denoise).")
-@click.option("--init", help="Start from this checkpoint or weights file (new optimizer and schedule).")
+@click.option("--init", help="Start from this checkpoint or weights file (new optimizer and schedule); "
+              "with a larger M in --channels, its latent grows (new channels start silent).")
 @click.option("--eval-dir", help="Folder evaluated every --eval-every steps.")
 @click.option("--eval-every", type=int, help="Steps between evaluations (0: never).")
 @click.option("--smoke", is_flag=True, help="A tiny model for a few steps: checks the setup in seconds.")
@@ -230,6 +231,7 @@ def train(data, out, steps, batch, crop, lr, channels, lambdas, quality_power, d
     \b
       aecompress train --steps 40000 --export my-model
       aecompress train --init weights/hyperprior-64-128.pt --denoise --out runs/dn
+      aecompress train --init weights/hyperprior-64-128.pt --channels 64 192 --out runs/wide
       torchrun --nproc-per-node 8 -m aecompress train --batch 16
     """
     from dataclasses import replace

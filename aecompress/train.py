@@ -5,7 +5,7 @@
 A denoising model sees a share of its crops with synthetic noise (Gaussian or Poisson-Gaussian,
 level ~ U[0, 50] on the 0..255 scale) and the level as a condition; the MSE is always taken
 against the clean crop. `init` starts a new run from another run's checkpoint or a weights
-file (another lambda range, with or without denoising): a new learning-rate cycle.
+file (another lambda range, with or without denoising, a wider latent y): a new learning-rate cycle.
 
 Every default lives in `TrainConfig`. A checkpoint holds the config, model, optimizer, step
 and RNG states, so `--resume` continues the same run. Under `torchrun --nproc-per-node N`
@@ -128,9 +128,41 @@ def _remap_gains(old: torch.Tensor, old_cfg: ModelConfig, new_cfg: ModelConfig) 
     return (1 - f) * old[i] + f * old[i + 1]
 
 
+def widen_latent(state: dict, old_M: int, model: HyperpriorModel) -> dict:
+    """A trained state with `old_M` channels of y, grown to the model's wider M.
+
+    The new channels start silent: g_s and h_a read them with zero weights, and h_s gives them
+    mean 0 and the narrowest table (index 0), where a zero symbol costs almost nothing; so the
+    grown model reconstructs exactly what the trained one did, at nearly the same rate. g_a's
+    new filters start at a tenth of their initial size, their gains at the mean of the trained
+    ones. Training then puts the new
+    channels to use where the old ones ran out: at high rates, where every channel is busy.
+    """
+    M, fresh = model.config.M, model.state_dict()
+    state = dict(state)
+
+    def grown(key: str, dim: int, new_part: torch.Tensor) -> torch.Tensor:
+        return torch.cat([state[key], new_part], dim=dim)
+
+    blank = fresh["g_a.6.weight"][old_M:]
+    state["g_a.6.weight"] = grown("g_a.6.weight", 0, 0.1 * blank)
+    state["g_a.6.bias"] = grown("g_a.6.bias", 0, torch.zeros(M - old_M))
+    state["g_s.0.weight"] = grown("g_s.0.weight", 0, torch.zeros_like(fresh["g_s.0.weight"][old_M:]))
+    state["h_a.0.weight"] = grown("h_a.0.weight", 1, torch.zeros_like(fresh["h_a.0.weight"][:, old_M:]))
+    for key in ("log_gain", "log_inverse_gain"):
+        mean = state[key].mean(dim=1, keepdim=True)
+        state[key] = grown(key, 1, mean.expand(-1, M - old_M))
+    w, b = state["h_s.layers.2.weight"], state["h_s.layers.2.bias"]  # rows: [index (M), mean (M)]
+    w_new = torch.zeros_like(w[: M - old_M])
+    b_new = torch.zeros(M - old_M)
+    state["h_s.layers.2.weight"] = torch.cat([w[:old_M], w_new, w[old_M:], w_new])
+    state["h_s.layers.2.bias"] = torch.cat([b[:old_M], b_new, b[old_M:], b_new])
+    return state
+
+
 def warm_start(model: HyperpriorModel, source: str | Path) -> float:
-    """Load a related model's weights: same widths; lambda range and denoising may differ.
-    Returns the training hours already spent on the source."""
+    """Load a related model's weights: same N; lambda range and denoising may differ, and M may
+    grow (see `widen_latent`). Returns the training hours already spent on the source."""
     blob = torch.load(source, map_location="cpu", weights_only=False)
     if "train_config" in blob:
         state, old_cfg, hours = blob["model"], config_from_dict(blob["train_config"]).model, blob["hours"]
@@ -140,12 +172,16 @@ def warm_start(model: HyperpriorModel, source: str | Path) -> float:
         coding = zoo.load_file(source)
         state, old_cfg, hours = coding.net.state_dict(), coding.config, coding.metadata.get("hours") or 0.0
     new_cfg = model.config
-    if (old_cfg.N, old_cfg.M, old_cfg.levels, old_cfg.anchors) != (new_cfg.N, new_cfg.M, new_cfg.levels,
-                                                                   new_cfg.anchors):
-        raise ValueError(f"{source}: widths {old_cfg} differ from {new_cfg}")
+    same = (old_cfg.N, old_cfg.levels, old_cfg.anchors, old_cfg.simplified_gdn) == (
+        new_cfg.N, new_cfg.levels, new_cfg.anchors, new_cfg.simplified_gdn)
+    if not same or old_cfg.M > new_cfg.M:
+        raise ValueError(f"{source}: {old_cfg} does not fit {new_cfg} (same N, levels, anchors "
+                         "and GDN; M may only grow)")
     state = {k: v.float() for k, v in state.items()}
     for key in ("log_gain", "log_inverse_gain"):
         state[key] = _remap_gains(state[key], old_cfg, new_cfg)
+    if old_cfg.M < new_cfg.M:
+        state = widen_latent(state, old_cfg.M, model)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith("noise_") for k in missing):
         raise ValueError(f"{source}: does not fit the model ({missing + unexpected})")

@@ -100,3 +100,37 @@ def test_train_command_takes_its_settings_into_the_run(data_dir, tmp_path):
     assert saved["train_config"]["quality_power"] == 0.5 and saved["train_config"]["lr"] == 1e-4
     r = CliRunner().invoke(main, [*args[:-4], "--quality-power", "0"])
     assert r.exit_code == 2 and "--quality-power" in r.output
+
+
+def test_widening_y_keeps_what_the_model_reconstructs(tmp_path):
+    from aecompress.model import HyperpriorModel, ModelConfig
+    from aecompress.train import warm_start
+
+    torch.manual_seed(0)
+    source = tmp_path / "narrow.pt"
+    zoo.export(HyperpriorModel(ModelConfig(N=8, M=12)), source, "narrow")
+    narrow = zoo.load_file(source).net.float().eval()  # as stored (fp16 transforms)
+    wide = HyperpriorModel(ModelConfig(N=8, M=20))
+    warm_start(wide, source)
+    wide.eval()
+    x, t = torch.rand(2, 3, 64, 64), torch.tensor([0.2, 0.9])
+    with torch.no_grad():
+        before, after = narrow(x, t), wide(x, t)
+    assert torch.allclose(before.x_hat, after.x_hat, atol=1e-5)
+    assert torch.equal(before.bits_z, after.bits_z)
+    # The trained channels keep their exact integer tables and means: h_s rows are carried over.
+    old_rows, new_rows = narrow.h_s.export()[-1], wide.h_s.export()[-1]
+    assert (new_rows["weight"][:12] == old_rows["weight"][:12]).all()
+    assert (new_rows["weight"][20:32] == old_rows["weight"][12:]).all()
+    assert (new_rows["bias"][12:20] == 0).all() and (new_rows["weight"][12:20] == 0).all()
+
+
+@pytest.mark.parametrize("change", [{"M": 8}, {"N": 12}, {"simplified_gdn": True}])
+def test_warm_start_refuses_a_model_it_cannot_grow_into(tmp_path, change):
+    from aecompress.model import HyperpriorModel, ModelConfig
+    from aecompress.train import warm_start
+
+    source = tmp_path / "narrow.pt"
+    zoo.export(HyperpriorModel(ModelConfig(N=8, M=12)), source, "narrow")
+    with pytest.raises(ValueError, match="does not fit"):
+        warm_start(HyperpriorModel(replace(ModelConfig(N=8, M=12), **change)), source)
