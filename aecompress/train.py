@@ -28,6 +28,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from PIL import Image
 
+from .entropy import scale_from_index
 from .model import HyperpriorModel, ModelConfig, lambda_at
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -131,21 +132,23 @@ def _remap_gains(old: torch.Tensor, old_cfg: ModelConfig, new_cfg: ModelConfig) 
 def widen_latent(state: dict, old_M: int, model: HyperpriorModel) -> dict:
     """A trained state with `old_M` channels of y, grown to the model's wider M.
 
-    The new channels start silent: g_s and h_a read them with zero weights, and h_s gives them
-    mean 0 and the narrowest table (index 0), where a zero symbol costs almost nothing; so the
-    grown model reconstructs exactly what the trained one did, at nearly the same rate. g_a's
-    new filters start at a tenth of their initial size, their gains at the mean of the trained
-    ones. Training then puts the new
-    channels to use where the old ones ran out: at high rates, where every channel is busy.
+    The grown model first reconstructs exactly what the trained one did: g_s and h_a read the
+    new channels with zero weights. The new channels still carry information from the start,
+    or training could never find a use for them (a channel that always rounds to zero passes
+    no gradient to g_s): g_a's new filters are random with the norm of the trained ones, their
+    gains are the mean of the trained gains at each quality, and h_s gives them mean 0 and the
+    table of unit scale. Training then puts them to use where the trained channels ran out, at
+    high rates, and silences them where they do not pay for their bits.
     """
-    M, fresh = model.config.M, model.state_dict()
+    M, levels, fresh = model.config.M, model.config.levels, model.state_dict()
     state = dict(state)
 
     def grown(key: str, dim: int, new_part: torch.Tensor) -> torch.Tensor:
         return torch.cat([state[key], new_part], dim=dim)
 
-    blank = fresh["g_a.6.weight"][old_M:]
-    state["g_a.6.weight"] = grown("g_a.6.weight", 0, 0.1 * blank)
+    trained, blank = state["g_a.6.weight"], fresh["g_a.6.weight"][old_M:]
+    norm = trained.flatten(1).norm(dim=1).mean() / blank.flatten(1).norm(dim=1).mean()
+    state["g_a.6.weight"] = grown("g_a.6.weight", 0, norm * blank)
     state["g_a.6.bias"] = grown("g_a.6.bias", 0, torch.zeros(M - old_M))
     state["g_s.0.weight"] = grown("g_s.0.weight", 0, torch.zeros_like(fresh["g_s.0.weight"][old_M:]))
     state["h_a.0.weight"] = grown("h_a.0.weight", 1, torch.zeros_like(fresh["h_a.0.weight"][:, old_M:]))
@@ -154,9 +157,10 @@ def widen_latent(state: dict, old_M: int, model: HyperpriorModel) -> dict:
         state[key] = grown(key, 1, mean.expand(-1, M - old_M))
     w, b = state["h_s.layers.2.weight"], state["h_s.layers.2.bias"]  # rows: [index (M), mean (M)]
     w_new = torch.zeros_like(w[: M - old_M])
-    b_new = torch.zeros(M - old_M)
+    unit = (scale_from_index(torch.arange(levels), levels) - 1).abs().argmin()
+    b_index = torch.full((M - old_M,), float(unit))
     state["h_s.layers.2.weight"] = torch.cat([w[:old_M], w_new, w[old_M:], w_new])
-    state["h_s.layers.2.bias"] = torch.cat([b[:old_M], b_new, b[old_M:], b_new])
+    state["h_s.layers.2.bias"] = torch.cat([b[:old_M], b_index, b[old_M:], torch.zeros(M - old_M)])
     return state
 
 

@@ -103,6 +103,8 @@ def test_train_command_takes_its_settings_into_the_run(data_dir, tmp_path):
 
 
 def test_widening_y_keeps_what_the_model_reconstructs(tmp_path):
+    from aecompress.entropy import scale_from_index
+    from aecompress.intnet import FRACTION_BITS
     from aecompress.model import HyperpriorModel, ModelConfig
     from aecompress.train import warm_start
 
@@ -122,7 +124,10 @@ def test_widening_y_keeps_what_the_model_reconstructs(tmp_path):
     old_rows, new_rows = narrow.h_s.export()[-1], wide.h_s.export()[-1]
     assert (new_rows["weight"][:12] == old_rows["weight"][:12]).all()
     assert (new_rows["weight"][20:32] == old_rows["weight"][12:]).all()
-    assert (new_rows["bias"][12:20] == 0).all() and (new_rows["weight"][12:20] == 0).all()
+    assert (new_rows["weight"][12:20] == 0).all() and (new_rows["weight"][32:] == 0).all()
+    assert (new_rows["bias"][32:] == 0).all()  # new channels: mean 0 ...
+    index = torch.from_numpy(new_rows["bias"][12:20]).double() / 2**FRACTION_BITS
+    assert (scale_from_index(index, 64) - 1).abs().max() < 0.07  # ... and the table of unit scale
 
 
 @pytest.mark.parametrize("change", [{"M": 8}, {"N": 12}, {"simplified_gdn": True}])
