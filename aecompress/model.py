@@ -77,6 +77,7 @@ class HyperpriorModel(nn.Module):
         self.h_s = intnet.IntegerHyperSynthesis(N, M, config.levels)
         self.z_prior = FactorizedPrior(N)
         self.rate_from_rounded_z = False  # set for the final fine-tune of the entropy path
+        self.uncharged_from: int | None = None  # channels of y from here on cost no bits (training)
         # Gain vectors start at the step sizes high-rate theory suggests (step ~ 1/sqrt(lambda)).
         t = torch.linspace(0, 1, config.anchors)
         log_gain = 0.5 * (torch.log(lambda_at(config, t)) - math.log(lambda_at(config, torch.tensor(0.5))))
@@ -127,7 +128,7 @@ class HyperpriorModel(nn.Module):
             z_rate = z_hat if self.rate_from_rounded_z else z + torch.empty_like(z).uniform_(-0.5, 0.5)
         else:
             y_rate, z_rate = torch.round(residual), z_hat
-        bits_y = -torch.log2(gaussian_likelihood(y_rate, sigma)).sum(dim=(1, 2, 3))
+        bits_y = -torch.log2(gaussian_likelihood(y_rate, sigma))[:, : self.uncharged_from].sum(dim=(1, 2, 3))
         bits_z = -torch.log2(self.z_prior.likelihood(z_rate)).sum(dim=(1, 2, 3))
         y_hat = (round_ste(residual) + mean) * inverse_gain
         x_hat = self.g_s(y_hat.to(x.dtype))

@@ -59,6 +59,8 @@ class TrainConfig:
     noise_share: float = 0.3  # share of noisy crops, for a denoising model
     noise_max: float = 50.0  # noise levels ~ U[0, this], 0..255 scale
     init: str = ""  # a checkpoint or weights file to start from (fresh optimizer and schedule)
+    uncharged_from: int = 0  # with uncharged_steps: channels of y from this one on ...
+    uncharged_steps: int = 0  # ... cost no bits in the first steps (a widened latent learns first)
 
     @staticmethod
     def smoke(**overrides) -> "TrainConfig":
@@ -321,6 +323,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
     for step in range(start_step, last):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, step)
+        model.uncharged_from = cfg.uncharged_from if step < cfg.uncharged_steps else None
         if step == max(start_step, cfg.steps - cfg.finetune):
             set_finetune(model)
             if distributed:  # DDP must learn which parameters still take gradients

@@ -139,3 +139,20 @@ def test_warm_start_refuses_a_model_it_cannot_grow_into(tmp_path, change):
     zoo.export(HyperpriorModel(ModelConfig(N=8, M=12)), source, "narrow")
     with pytest.raises(ValueError, match="does not fit"):
         warm_start(HyperpriorModel(replace(ModelConfig(N=8, M=12), **change)), source)
+
+
+def test_uncharged_channels_cost_no_bits_and_training_charges_them_again(data_dir, tmp_path):
+    from aecompress.model import HyperpriorModel, ModelConfig
+
+    torch.manual_seed(0)
+    net = HyperpriorModel(ModelConfig(N=8, M=12)).eval()
+    x, t = torch.rand(1, 3, 64, 64), torch.tensor([0.7])
+    with torch.no_grad():
+        full = net(x, t).bits_y
+        net.uncharged_from = 6
+        part = net(x, t).bits_y
+        net.uncharged_from = 0
+        assert float(net(x, t).bits_y) == 0
+    assert 0 < float(part) < float(full)
+    cfg = TrainConfig.smoke(data=str(data_dir), out=str(tmp_path / "run"), uncharged_from=6, uncharged_steps=2)
+    assert train(cfg, progress=False).uncharged_from is None  # charged again after the first steps
