@@ -217,7 +217,8 @@ def info(file, as_json, stats, model):
               help="Draw the quality axis as u**P, u uniform: below 1, high qualities more often.")
 @click.option("--denoise", is_flag=True, help="Also learn to remove noise (encode --denoise).")
 @click.option("--init", help="Start from this checkpoint or weights file (new optimizer and schedule); "
-              "with a larger M in --channels, its latent grows (new channels start silent).")
+              "with a larger M in --channels, its latent grows (the decoder starts without reading "
+              "the new channels; see train.widen_latent).")
 @click.option("--eval-dir", help="Folder evaluated every --eval-every steps.")
 @click.option("--eval-every", type=int, help="Steps between evaluations (0: never).")
 @click.option("--smoke", is_flag=True, help="A tiny model for a few steps: checks the setup in seconds.")
