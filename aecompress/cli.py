@@ -216,23 +216,26 @@ def info(file, as_json, stats, model):
 @click.option("--quality-power", type=click.FloatRange(min=0, min_open=True),
               help="Draw the quality axis as u**P, u uniform: below 1, high qualities more often.")
 @click.option("--denoise", is_flag=True, help="Also learn to remove noise (encode --denoise).")
-@click.option("--init", help="Start from this checkpoint or weights file (new optimizer and schedule); "
-              "with a larger M in --channels, its latent grows (the decoder starts without reading "
-              "the new channels; see train.widen_latent).")
+@click.option("--init", help="Start from this checkpoint or weights file (its model, a new optimizer and "
+              "schedule); with a larger M in --channels, its latent grows (the decoder starts without "
+              "reading the new channels; see train.widen_latent).")
+@click.option("--uncharged-steps", type=click.IntRange(min=0),
+              help="With --init and a larger M: the new channels cost no bits for this many steps, so "
+              "they learn to carry information before they pay for it.")
 @click.option("--eval-dir", help="Folder evaluated every --eval-every steps.")
 @click.option("--eval-every", type=int, help="Steps between evaluations (0: never).")
 @click.option("--smoke", is_flag=True, help="A tiny model for a few steps: checks the setup in seconds.")
 @click.option("--fresh", is_flag=True, help="Ignore an existing checkpoint in --out.")
 @click.option("--export", "export_name", help="After training, write weights/<NAME>.pt and list it.")
 @files.one_line_errors
-def train(data, out, steps, batch, crop, lr, channels, lambdas, quality_power, denoise, init, eval_dir, eval_every,
-          smoke, fresh, export_name):
+def train(data, out, steps, batch, crop, lr, channels, lambdas, quality_power, denoise, init, uncharged_steps,
+          eval_dir, eval_every, smoke, fresh, export_name):
     """Train a model (resumes from OUT/checkpoint.pt). Runs under torchrun for several processes.
 
     \b
       aecompress train --steps 40000 --export my-model
       aecompress train --init weights/hyperprior-64-128.pt --denoise --out runs/dn
-      aecompress train --init weights/hyperprior-64-128.pt --channels 64 192 --out runs/wide
+      aecompress train --init weights/hyperprior-64-128.pt --channels 64 192 --uncharged-steps 2000 --out runs/wide
       torchrun --nproc-per-node 8 -m aecompress train --batch 16
     """
     from dataclasses import replace
@@ -244,6 +247,8 @@ def train(data, out, steps, batch, crop, lr, channels, lambdas, quality_power, d
     overrides = {"data": data, "out": out, "steps": steps, "batch": batch, "crop": crop, "lr": lr,
                  "quality_power": quality_power, "eval_dir": eval_dir, "eval_every": eval_every, "init": init}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    if init:  # the source's model, unless the options below change it
+        cfg = replace(cfg, model=training.load_source(init)[1])
     model_overrides = {"denoise": True} if denoise else {}
     if channels:
         model_overrides.update(N=channels[0], M=channels[1])
@@ -251,6 +256,10 @@ def train(data, out, steps, batch, crop, lr, channels, lambdas, quality_power, d
         model_overrides.update(lambda_min=lambdas[0], lambda_max=lambdas[1])
     if model_overrides:
         cfg = replace(cfg, model=ModelConfig(**{**cfg.model.to_dict(), **model_overrides}))
+    if uncharged_steps:
+        if not init:
+            raise click.UsageError("--uncharged-steps needs --init (the channels beyond the source's M)")
+        cfg = replace(cfg, uncharged_from=training.load_source(init)[1].M, uncharged_steps=uncharged_steps)
     net = training.train(cfg, resume=not fresh)
     if export_name:
         path = training.export_run(net, cfg, export_name)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import random
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -166,17 +167,27 @@ def widen_latent(state: dict, old_M: int, model: HyperpriorModel) -> dict:
     return state
 
 
+def load_source(source: str | Path) -> tuple[dict, ModelConfig, float]:
+    """The weights, model config and training hours of a run's checkpoint or a weights file."""
+    source = Path(source)
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: no such checkpoint or weights file")
+    try:
+        blob = torch.load(source, map_location="cpu", weights_only=False)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
+        raise ValueError(f"{source}: not a checkpoint or weights file ({e})") from None
+    if "train_config" in blob:
+        return blob["model"], config_from_dict(blob["train_config"]).model, float(blob["hours"])
+    from . import zoo
+
+    coding = zoo.load_file(source)
+    return coding.net.state_dict(), coding.config, float(coding.metadata.get("hours") or 0.0)
+
+
 def warm_start(model: HyperpriorModel, source: str | Path) -> float:
     """Load a related model's weights: same N; lambda range and denoising may differ, and M may
     grow (see `widen_latent`). Returns the training hours already spent on the source."""
-    blob = torch.load(source, map_location="cpu", weights_only=False)
-    if "train_config" in blob:
-        state, old_cfg, hours = blob["model"], config_from_dict(blob["train_config"]).model, blob["hours"]
-    else:
-        from . import zoo
-
-        coding = zoo.load_file(source)
-        state, old_cfg, hours = coding.net.state_dict(), coding.config, coding.metadata.get("hours") or 0.0
+    state, old_cfg, hours = load_source(source)
     new_cfg = model.config
     same = (old_cfg.N, old_cfg.levels, old_cfg.anchors, old_cfg.simplified_gdn) == (
         new_cfg.N, new_cfg.levels, new_cfg.anchors, new_cfg.simplified_gdn)
@@ -191,7 +202,7 @@ def warm_start(model: HyperpriorModel, source: str | Path) -> float:
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith("noise_") for k in missing):
         raise ValueError(f"{source}: does not fit the model ({missing + unexpected})")
-    return float(hours)
+    return hours
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:

@@ -156,3 +156,33 @@ def test_uncharged_channels_cost_no_bits_and_training_charges_them_again(data_di
     assert 0 < float(part) < float(full)
     cfg = TrainConfig.smoke(data=str(data_dir), out=str(tmp_path / "run"), uncharged_from=6, uncharged_steps=2)
     assert train(cfg, progress=False).uncharged_from is None  # charged again after the first steps
+
+
+def test_train_command_from_init_keeps_the_source_model_unless_told(data_dir, tmp_path):
+    from aecompress.model import HyperpriorModel, ModelConfig
+
+    source = tmp_path / "source.pt"
+    source_config = ModelConfig(N=8, M=12, lambda_min=0.001, lambda_max=0.3, denoise=True)
+    zoo.export(HyperpriorModel(source_config), source, "source")
+    base = ["train", "--smoke", "--data", str(data_dir), "--init", str(source)]
+
+    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "same")])
+    assert r.exit_code == 0, r.output
+    saved = torch.load(tmp_path / "same" / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert saved["train_config"]["model"] == source_config.to_dict()
+
+    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "wide"), "--channels", "8", "16",
+                                  "--uncharged-steps", "3"])
+    assert r.exit_code == 0, r.output
+    saved = torch.load(tmp_path / "wide" / "checkpoint.pt", map_location="cpu", weights_only=False)
+    cfg = saved["train_config"]
+    assert cfg["model"]["M"] == 16 and cfg["model"]["lambda_max"] == 0.3
+    assert (cfg["uncharged_from"], cfg["uncharged_steps"]) == (12, 3)
+
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    r = CliRunner().invoke(main, ["train", "--smoke", "--data", str(data_dir), "--init", str(junk),
+                                  "--out", str(tmp_path / "junk")])
+    assert r.exit_code == 1 and "not a checkpoint or weights file" in r.output
+    r = CliRunner().invoke(main, ["train", "--smoke", "--data", str(data_dir), "--uncharged-steps", "3"])
+    assert r.exit_code == 2 and "--uncharged-steps needs --init" in r.output
