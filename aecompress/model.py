@@ -118,20 +118,21 @@ class HyperpriorModel(nn.Module):
         """
         gain, inverse_gain = self.gains(t)
         y = self.encode_pixels(x, noise).float() * gain
-        z = self.h_a(y).float()
-        z_hat = round_ste(z)
-        index, mean = self.h_s(z_hat, y.shape[-2:])
-        sigma = scale_from_index(index, self.config.levels)
-        residual = y - mean
-        if self.training:
-            y_rate = residual + torch.empty_like(residual).uniform_(-0.5, 0.5)
-            z_rate = z_hat if self.rate_from_rounded_z else z + torch.empty_like(z).uniform_(-0.5, 0.5)
-        else:
-            y_rate, z_rate = torch.round(residual), z_hat
-        bits_y = -torch.log2(gaussian_likelihood(y_rate, sigma))[:, : self.uncharged_from].sum(dim=(1, 2, 3))
-        bits_z = -torch.log2(self.z_prior.likelihood(z_rate)).sum(dim=(1, 2, 3))
-        y_hat = (round_ste(residual) + mean) * inverse_gain
-        x_hat = self.g_s(y_hat.to(x.dtype))
+        with torch.autocast(x.device.type, enabled=False):  # under bf16 autocast the entropy model stays fp32
+            z = self.h_a(y)
+            z_hat = round_ste(z)
+            index, mean = self.h_s(z_hat, y.shape[-2:])
+            sigma = scale_from_index(index, self.config.levels)
+            residual = y - mean
+            if self.training:
+                y_rate = residual + torch.empty_like(residual).uniform_(-0.5, 0.5)
+                z_rate = z_hat if self.rate_from_rounded_z else z + torch.empty_like(z).uniform_(-0.5, 0.5)
+            else:
+                y_rate, z_rate = torch.round(residual), z_hat
+            bits_y = -torch.log2(gaussian_likelihood(y_rate, sigma))[:, : self.uncharged_from].sum(dim=(1, 2, 3))
+            bits_z = -torch.log2(self.z_prior.likelihood(z_rate)).sum(dim=(1, 2, 3))
+            y_hat = (round_ste(residual) + mean) * inverse_gain
+        x_hat = self.g_s(y_hat)
         return RDOutput(x_hat=x_hat.float(), bits_y=bits_y, bits_z=bits_z)
 
     # Coding path: float transforms around the exact integer hyper-synthesis.

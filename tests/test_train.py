@@ -186,3 +186,20 @@ def test_train_command_from_init_keeps_the_source_model_unless_told(data_dir, tm
     assert r.exit_code == 1 and "not a checkpoint or weights file" in r.output
     r = CliRunner().invoke(main, ["train", "--smoke", "--data", str(data_dir), "--uncharged-steps", "3"])
     assert r.exit_code == 2 and "--uncharged-steps needs --init" in r.output
+
+
+def test_bf16_training_keeps_the_entropy_model_in_fp32(data_dir, tmp_path):
+    from aecompress.model import HyperpriorModel, ModelConfig
+
+    torch.manual_seed(0)
+    net = HyperpriorModel(ModelConfig(N=8, M=12)).eval()
+    x, t = torch.rand(1, 3, 64, 64), torch.tensor([0.5])
+    with torch.no_grad():
+        full = net(x, t)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = net(x, t)
+    assert half.bits_y.dtype == half.bits_z.dtype == torch.float32
+    assert abs(float(half.bits_y + half.bits_z) / float(full.bits_y + full.bits_z) - 1) < 0.05
+    cfg = TrainConfig.smoke(data=str(data_dir), out=str(tmp_path / "bf16"), autocast=True)
+    trained = train(cfg, progress=False)
+    assert all(torch.isfinite(p).all() for p in trained.parameters())
