@@ -251,8 +251,9 @@ def train(data, out, steps, batch, crop, lr, channels, lambdas, quality_power, d
                  "quality_power": quality_power, "autocast": autocast, "eval_dir": eval_dir,
                  "eval_every": eval_every, "init": init}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
-    if init:  # the source's model, unless the options below change it
-        cfg = replace(cfg, model=training.load_source(init)[1])
+    source_model = training.load_source(init)[1] if init else None
+    if source_model:  # the source's model, unless the options below change it
+        cfg = replace(cfg, model=source_model)
     model_overrides = {"denoise": True} if denoise else {}
     if channels:
         model_overrides.update(N=channels[0], M=channels[1])
@@ -261,9 +262,9 @@ def train(data, out, steps, batch, crop, lr, channels, lambdas, quality_power, d
     if model_overrides:
         cfg = replace(cfg, model=ModelConfig(**{**cfg.model.to_dict(), **model_overrides}))
     if uncharged_steps:
-        if not init:
+        if not source_model:
             raise click.UsageError("--uncharged-steps needs --init (the channels beyond the source's M)")
-        cfg = replace(cfg, uncharged_from=training.load_source(init)[1].M, uncharged_steps=uncharged_steps)
+        cfg = replace(cfg, uncharged_from=source_model.M, uncharged_steps=uncharged_steps)
     net = training.train(cfg, resume=not fresh)
     if export_name:
         path = training.export_run(net, cfg, export_name)

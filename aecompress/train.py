@@ -5,8 +5,9 @@
 A denoising model sees a share of its crops with synthetic noise (Gaussian or Poisson-Gaussian,
 level ~ U[0, 50] on the 0..255 scale) and the level as a condition; the MSE is always taken
 against the clean crop. There is no auxiliary loss: the support of each z table is found at
-export by scanning the learned CDF (`entropy.factorized_tables`). `init` starts a new run from another run's checkpoint or a weights
-file (another lambda range, with or without denoising, a wider latent y): a new learning-rate cycle.
+export by scanning the learned CDF (`entropy.factorized_tables`). `init` starts a new run from
+another run's checkpoint or a weights file (another lambda range, with or without denoising, a
+wider latent y): a new learning-rate cycle.
 
 Every default lives in `TrainConfig`. A checkpoint holds the config, model, optimizer, step
 and RNG states, so `--resume` continues the same run. Under `torchrun --nproc-per-node N`
