@@ -24,12 +24,13 @@ def rd_cost(model: zoo.CodingModel, rgb: np.ndarray, data: bytes, quality: float
     return lam * 255**2 * mse + len(data) * 8 / (rgb.shape[0] * rgb.shape[1])
 
 
-@pytest.mark.parametrize("quality, at_most", [(30, 0.99), (85, 0.95)])
+@pytest.mark.parametrize("quality, at_most", [(30, 0.97), (85, 0.94)])
 def test_search_lowers_the_cost_of_the_real_file(quality, at_most):
     """With the shipped weights, effort 2 lowers D + R / lambda of the written file (measured on
-    this crop: by 1.7% at q30 and 10% at q85, where the amortized encoder is furthest off)."""
+    this photo: by 5.0-5.4% at q30 and 10.2% at q85, where the amortized encoder is furthest off).
+    A whole photo, not a crop: on a file of 1 KB the header's fixed bytes blur the comparison."""
     model = zoo.load(None)
-    rgb = np.asarray(Image.open(SAMPLE).convert("RGB"))[64:256, 192:448].copy()
+    rgb = np.asarray(Image.open(SAMPLE).convert("RGB"))
     plain = codec.encode(rgb, quality, model=model)
     searched = codec.encode(rgb, quality, model=model, effort=2)
     assert rd_cost(model, rgb, searched, quality) < at_most * rd_cost(model, rgb, plain, quality)
