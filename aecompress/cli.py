@@ -252,7 +252,7 @@ def train(data, out, steps, batch, crop, lr, channels, lambdas, quality_power, d
                  "eval_every": eval_every, "init": init}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     source_model = training.load_source(init)[1] if init else None
-    if source_model:  # the source's model, unless the options below change it
+    if source_model is not None:  # the source's model, unless the options below change it
         cfg = replace(cfg, model=source_model)
     model_overrides = {"denoise": True} if denoise else {}
     if channels:
@@ -262,7 +262,7 @@ def train(data, out, steps, batch, crop, lr, channels, lambdas, quality_power, d
     if model_overrides:
         cfg = replace(cfg, model=ModelConfig(**{**cfg.model.to_dict(), **model_overrides}))
     if uncharged_steps:
-        if not source_model:
+        if source_model is None:
             raise click.UsageError("--uncharged-steps needs --init (the channels beyond the source's M)")
         cfg = replace(cfg, uncharged_from=source_model.M, uncharged_steps=uncharged_steps)
     net = training.train(cfg, resume=not fresh)
