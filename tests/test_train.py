@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import replace
@@ -76,15 +77,27 @@ open(os.path.join({out!r}, "rank%s.sha" % os.environ["RANK"]), "w").write(state_
 """
 
 
+def free_local_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_ddp_ranks_end_with_identical_weights(data_dir, tmp_path):
     script = tmp_path / "ddp.py"
     out = tmp_path / "ddp"
     out.mkdir()
     script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parent), data=str(data_dir), out=str(out)))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                    str(script)],  # --standalone: a free local port, none fixed that another run may hold
-                   env=env, check=True, capture_output=True, timeout=300)
+    # The environment torchrun gives its workers, over loopback only: no host name to resolve, no
+    # rendezvous service, so the test holds in sandboxes whose network is just `lo`.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_local_port()),
+           "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "GLOO_SOCKET_IFNAME": "lo"}
+    logs = [tmp_path / f"rank{rank}.log" for rank in (0, 1)]
+    workers = [subprocess.Popen([sys.executable, str(script)], stdout=log.open("w"), stderr=subprocess.STDOUT,
+                                env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)})
+               for rank, log in enumerate(logs)]
+    for worker, log in zip(workers, logs):
+        assert worker.wait(timeout=300) == 0, log.read_text()[-3000:]
     digests = [(out / f"rank{r}.sha").read_text() for r in (0, 1)]
     assert digests[0] == digests[1]
     assert (out / "checkpoint.pt").exists()
