@@ -211,7 +211,10 @@ def info(file, as_json, stats, model):
 @click.option("--batch", type=int, help="Crops per step (per process under torchrun).")
 @click.option("--crop", type=int, help="Crop size in pixels.")
 @click.option("--lr", type=float, help="Peak learning rate.")
-@click.option("--channels", type=(int, int), help="N M: widths of the transforms and of y.")
+@click.option("--channels", type=(int, int), help="N M: widths of z and the hyper transforms (of g_a and g_s "
+              "too, unless --width) and of y.")
+@click.option("--width", type=click.IntRange(min=1), help="Channels of g_a and g_s. With --init and a wider "
+              "width, the transforms grow (the new channels start unread; see train.widen_transforms).")
 @click.option("--lambdas", type=(float, float), help="Rate-distortion trade-offs at quality 1 and 100.")
 @click.option("--quality-power", type=click.FloatRange(min=0, min_open=True),
               help="Draw the quality axis as u**P, u uniform: below 1, high qualities more often.")
@@ -231,7 +234,7 @@ def info(file, as_json, stats, model):
 @click.option("--fresh", is_flag=True, help="Ignore an existing checkpoint in --out.")
 @click.option("--export", "export_name", help="After training, write weights/<NAME>.pt and list it.")
 @files.one_line_errors
-def train(data, out, steps, batch, crop, lr, channels, lambdas, quality_power, denoise, init, uncharged_steps,
+def train(data, out, steps, batch, crop, lr, channels, width, lambdas, quality_power, denoise, init, uncharged_steps,
           autocast, eval_dir, eval_every, smoke, fresh, export_name):
     """Train a model (resumes from OUT/checkpoint.pt). Runs under torchrun for several processes.
 
@@ -239,6 +242,7 @@ def train(data, out, steps, batch, crop, lr, channels, lambdas, quality_power, d
       aecompress train --steps 40000 --export my-model
       aecompress train --init weights/hyperprior-64-128.pt --denoise --out runs/dn
       aecompress train --init weights/hyperprior-64-128.pt --channels 64 192 --uncharged-steps 2000 --out runs/wide
+      aecompress train --init weights/hyperprior-dn-64-192-v3.pt --width 96 --out runs/w96
       torchrun --nproc-per-node 8 -m aecompress train --batch 16
     """
     from dataclasses import replace
@@ -257,6 +261,8 @@ def train(data, out, steps, batch, crop, lr, channels, lambdas, quality_power, d
     model_overrides = {"denoise": True} if denoise else {}
     if channels:
         model_overrides.update(N=channels[0], M=channels[1])
+    if width:
+        model_overrides.update(width=width)
     if lambdas:
         model_overrides.update(lambda_min=lambdas[0], lambda_max=lambdas[1])
     if model_overrides:

@@ -34,7 +34,7 @@ NOISE_REF = 50.0  # noise levels are standard deviations on the 0..255 scale; 50
 
 @dataclass(frozen=True)
 class ModelConfig:
-    N: int = 96  # channels of the transforms and of z
+    N: int = 96  # channels of z and of the hyper transforms (and of g_a and g_s unless `width` is set)
     M: int = 128  # channels of y
     levels: int = 64  # Gaussian tables (scale levels)
     anchors: int = 8  # learned gain vectors, spread evenly over quality 1..100
@@ -42,6 +42,11 @@ class ModelConfig:
     lambda_max: float = 0.18  # ... and at quality 100 (MSE on 0..1 pixels, x 255**2)
     denoise: bool = False  # g_a conditioned on the input's noise level (encode --denoise)
     simplified_gdn: bool = False  # |x| instead of sqrt(x^2) in (I)GDN
+    width: int | None = None  # channels of g_a and g_s; None: N
+
+    @property
+    def transform_width(self) -> int:
+        return self.width or self.N
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,9 +75,9 @@ class HyperpriorModel(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        N, M = config.N, config.M
-        self.g_a = g_a(N, M, config.simplified_gdn)
-        self.g_s = g_s(N, M, config.simplified_gdn)
+        N, M, W = config.N, config.M, config.transform_width
+        self.g_a = g_a(W, M, config.simplified_gdn)
+        self.g_s = g_s(W, M, config.simplified_gdn)
         self.h_a = h_a(N, M)
         self.h_s = intnet.IntegerHyperSynthesis(N, M, config.levels)
         self.z_prior = FactorizedPrior(N)
@@ -84,8 +89,8 @@ class HyperpriorModel(nn.Module):
         self.log_gain = nn.Parameter(log_gain[:, None].repeat(1, M))
         self.log_inverse_gain = nn.Parameter(-log_gain[:, None].repeat(1, M))
         if config.denoise:  # (stage, channel) FiLM of g_a's first three convolutions
-            self.noise_scale = nn.Parameter(torch.zeros(3, N))
-            self.noise_shift = nn.Parameter(torch.zeros(3, N))
+            self.noise_scale = nn.Parameter(torch.zeros(3, W))
+            self.noise_shift = nn.Parameter(torch.zeros(3, W))
 
     def encode_pixels(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """g_a, conditioned on the noise level (B,) on the 0..255 scale when the model denoises."""

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .entropy import scale_from_index
+from .layers import GDN
 from .model import HyperpriorModel, ModelConfig, lambda_at
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -170,6 +171,48 @@ def widen_latent(state: dict, old_M: int, model: HyperpriorModel) -> dict:
     return state
 
 
+def _mean_filter_norm(weight: torch.Tensor, out_dim: int) -> torch.Tensor:
+    return weight.transpose(0, out_dim).flatten(1).norm(dim=1).mean()
+
+
+def widen_transforms(state: dict, config: ModelConfig, width: int) -> dict:
+    """A trained state of `config` grown to a wider g_a and g_s (`width` channels between layers).
+
+    Net2Net-style (Chen, Goodfellow, Shlens, ICLR 2016), the grown model computes exactly what the
+    trained one did: each layer reads the new channels of the layer before with zero weights,
+    and the new channels' GDN terms (identity start) leave the trained channels' normalization
+    alone. The new channels themselves compute from the start (fresh filters at the trained
+    filters' mean norm), so the zero reads get gradients and training can put them to use.
+    """
+    model = HyperpriorModel(replace(config, width=width))
+    fresh, state = model.state_dict(), dict(state)
+    for name, transform in (("g_a", model.g_a), ("g_s", model.g_s)):
+        for i, layer in enumerate(transform):
+            prefix = f"{name}.{i}."
+            if isinstance(layer, GDN):
+                for key in ("beta", "gamma"):
+                    grown, trained = fresh[prefix + key].clone(), state[prefix + key]
+                    grown[tuple(slice(0, n) for n in trained.shape)] = trained
+                    state[prefix + key] = grown
+                continue
+            out_dim = 1 if isinstance(layer, torch.nn.ConvTranspose2d) else 0
+            trained, grown = state[prefix + "weight"], fresh[prefix + "weight"].clone()
+            n_out, n_in = trained.shape[out_dim], trained.shape[1 - out_dim]
+            grown *= _mean_filter_norm(trained, out_dim) / _mean_filter_norm(grown, out_dim)
+            old_rows = grown.narrow(out_dim, 0, n_out)
+            old_rows.narrow(1 - out_dim, 0, n_in).copy_(trained)
+            old_rows.narrow(1 - out_dim, n_in, grown.shape[1 - out_dim] - n_in).zero_()
+            bias = torch.zeros_like(fresh[prefix + "bias"])
+            bias[:n_out] = state[prefix + "bias"]
+            state[prefix + "weight"], state[prefix + "bias"] = grown, bias
+    for key in ("noise_scale", "noise_shift"):  # the denoiser leaves the new channels alone at first
+        if key in state:
+            grown = torch.zeros_like(fresh[key])
+            grown[:, : state[key].shape[1]] = state[key]
+            state[key] = grown
+    return state
+
+
 def load_source(source: str | Path) -> tuple[dict, ModelConfig, float]:
     """The weights, model config and training hours of a run's checkpoint or a weights file."""
     source = Path(source)
@@ -188,18 +231,21 @@ def load_source(source: str | Path) -> tuple[dict, ModelConfig, float]:
 
 
 def warm_start(model: HyperpriorModel, source: str | Path) -> float:
-    """Load a related model's weights: same N; lambda range and denoising may differ, and M may
-    grow (see `widen_latent`). Returns the training hours already spent on the source."""
+    """Load a related model's weights: same N; lambda range and denoising may differ, and M and
+    the transform width may grow (see `widen_latent`, `widen_transforms`). Returns the training
+    hours already spent on the source."""
     state, old_cfg, hours = load_source(source)
     new_cfg = model.config
     same = (old_cfg.N, old_cfg.levels, old_cfg.anchors, old_cfg.simplified_gdn) == (
         new_cfg.N, new_cfg.levels, new_cfg.anchors, new_cfg.simplified_gdn)
-    if not same or old_cfg.M > new_cfg.M:
+    if not same or old_cfg.M > new_cfg.M or old_cfg.transform_width > new_cfg.transform_width:
         raise ValueError(f"{source}: {old_cfg} does not fit {new_cfg} (same N, levels, anchors "
-                         "and GDN; M may only grow)")
+                         "and GDN; M and the transform width may only grow)")
     state = {k: v.float() for k, v in state.items()}
     for key in ("log_gain", "log_inverse_gain"):
         state[key] = _remap_gains(state[key], old_cfg, new_cfg)
+    if old_cfg.transform_width < new_cfg.transform_width:
+        state = widen_transforms(state, old_cfg, new_cfg.transform_width)
     if old_cfg.M < new_cfg.M:
         state = widen_latent(state, old_cfg.M, model)
     missing, unexpected = model.load_state_dict(state, strict=False)

@@ -143,7 +143,38 @@ def test_widening_y_keeps_what_the_model_reconstructs(tmp_path):
     assert (scale_from_index(index, 64) - 1).abs().max() < 0.07  # ... and the table of unit scale
 
 
-@pytest.mark.parametrize("change", [{"M": 8}, {"N": 12}, {"simplified_gdn": True}])
+@pytest.mark.parametrize("M", [12, 20])
+def test_widening_the_transforms_keeps_what_the_model_reconstructs(tmp_path, M):
+    from aecompress.model import HyperpriorModel, ModelConfig
+    from aecompress.train import warm_start
+
+    torch.manual_seed(0)
+    source = tmp_path / "narrow.pt"
+    trained = HyperpriorModel(ModelConfig(N=8, M=12, denoise=True))
+    with torch.no_grad():  # a denoiser that acts, so its FiLM must be carried over too
+        trained.noise_scale.normal_()
+        trained.noise_shift.normal_()
+    zoo.export(trained, source, "narrow")
+    narrow = zoo.load_file(source).net.float().eval()
+    wide = HyperpriorModel(ModelConfig(N=8, M=M, denoise=True, width=16))
+    warm_start(wide, source)
+    assert wide.g_s[2].weight.shape[:2] == (16, 16)
+    x, t, level = torch.rand(2, 3, 64, 64), torch.tensor([0.2, 0.9]), torch.tensor([0.0, 20.0])
+    with torch.no_grad():
+        before, after = narrow(x, t, level), wide.eval()(x, t, level)
+    assert torch.allclose(before.x_hat, after.x_hat, atol=1e-6)
+    assert torch.equal(before.bits_z, after.bits_z)
+    if M == 12:
+        assert torch.allclose(before.bits_y, after.bits_y)
+    # The trained layers read the new channels with zero weights, which still learn: the new
+    # channels compute from the start, so those weights get gradients.
+    assert (wide.g_s[2].weight[8:, :8] == 0).all() and (wide.g_a[2].weight[:8, 8:] == 0).all()
+    wide.train()(x, t, level).x_hat.square().mean().backward()
+    assert wide.g_s[2].weight.grad[8:, :8].abs().sum() > 0
+    assert wide.g_a[2].weight.grad[:8, 8:].abs().sum() > 0
+
+
+@pytest.mark.parametrize("change", [{"M": 8}, {"N": 12}, {"simplified_gdn": True}, {"width": 4}])
 def test_warm_start_refuses_a_model_it_cannot_grow_into(tmp_path, change):
     from aecompress.model import HyperpriorModel, ModelConfig
     from aecompress.train import warm_start
@@ -191,6 +222,12 @@ def test_train_command_from_init_keeps_the_source_model_unless_told(data_dir, tm
     cfg = saved["train_config"]
     assert cfg["model"]["M"] == 16 and cfg["model"]["lambda_max"] == 0.3
     assert (cfg["uncharged_from"], cfg["uncharged_steps"]) == (12, 3)
+
+    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "broad"), "--width", "12"])
+    assert r.exit_code == 0, r.output
+    saved = torch.load(tmp_path / "broad" / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert saved["train_config"]["model"] == {**source_config.to_dict(), "width": 12}
+    assert saved["model"]["g_s.2.weight"].shape[:2] == (12, 12)
 
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
