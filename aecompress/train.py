@@ -438,7 +438,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
                 last_save = now
     if bar is not None:
         bar.close()
-    if distributed:
+    if distributed:  # every rank done (rank 0 saves last) before any tears down its connections
+        dist.barrier()
         dist.destroy_process_group()
     return model
 
