@@ -115,29 +115,38 @@ def analyze(model: zoo.CodingModel, rgb: np.ndarray, quality: float, device: tor
     steps = refine.steps_for(effort)
     if steps and noise:
         raise ValueError("--effort fits the latents to the input, noise included: use it without --denoise")
-    y = tiling.analysis(model.net.to(device), rgb, device, noise)
-    latents = quantize(model, y, quality, device)
+    y = tiling.analysis(model.net.to(device), rgb, device, noise).mul_(model.net.gain(quality))
+    latents = quantize_scaled(model, y, device)
     if steps:
-        y_symbols = refine.refine(model, rgb, y * model.net.gain(quality), latents.index, latents.mean_int,
-                                  quality, device, steps)
+        y_symbols = refine.refine(model, rgb, y, latents.index, latents.mean_int, quality, device, steps)
         latents = replace(latents, y_symbols=y_symbols)
     return latents
 
 
 def quantize(model: zoo.CodingModel, y: torch.Tensor, quality: float, device: torch.device) -> Latents:
     """Latent y of g_a -> the integer latents of a file at this quality."""
-    y = y * model.net.gain(quality)
+    return quantize_scaled(model, y * model.net.gain(quality), device)
+
+
+def quantize_scaled(model: zoo.CodingModel, y: torch.Tensor, device: torch.device) -> Latents:
+    """Latent y already scaled by the quality's gain -> integer latents; y is left as it was.
+
+    Large images make y hundreds of megabytes, so the residual is formed in one float32 buffer
+    (mu_int * MEAN_SCALE is exact in float32: MEAN_SCALE is a power of two).
+    """
     z_hat = model.net.hyper_analysis(y.to(device))
     index, mean_int = intnet.run_exact(model.h_s, z_hat, tuple(y.shape[-2:]), model.config.levels)
-    mean = torch.from_numpy(mean_int * intnet.MEAN_SCALE).float()
-    y_symbols = torch.round(y[0].sub_(mean)).numpy().astype(np.int32)
-    del y, mean
+    residual = torch.from_numpy(mean_int.astype(np.float32)).mul_(intnet.MEAN_SCALE)
+    torch.sub(y[0], residual, out=residual)
+    y_symbols = residual.round_().numpy().astype(np.int32)
+    del residual
     return Latents(z_hat=z_hat, y_symbols=y_symbols, index=index, mean_int=mean_int)
 
 
 def synthesize(model: zoo.CodingModel, latents: Latents, quality: float, width: int, height: int,
                device: torch.device) -> np.ndarray:
-    y_hat = torch.from_numpy(latents.y_symbols + latents.mean_int * intnet.MEAN_SCALE).float()[None]
+    y_hat = torch.from_numpy(latents.mean_int.astype(np.float32)).mul_(intnet.MEAN_SCALE)
+    y_hat = y_hat.add_(torch.from_numpy(latents.y_symbols))[None]  # exact in float32, see quantize_scaled
     return tiling.synthesis(model.net.to(device), y_hat, quality, height, width, device)
 
 
