@@ -131,22 +131,19 @@ def quantize(model: zoo.CodingModel, y: torch.Tensor, quality: float, device: to
 def quantize_scaled(model: zoo.CodingModel, y: torch.Tensor, device: torch.device) -> Latents:
     """Latent y already scaled by the quality's gain -> integer latents; y is left as it was.
 
-    Large images make y hundreds of megabytes, so the residual is formed in one float32 buffer
-    (mu_int * MEAN_SCALE is exact in float32: MEAN_SCALE is a power of two).
+    Large images make y hundreds of megabytes: the residual y - mean reuses the means' buffer.
     """
     z_hat = model.net.hyper_analysis(y.to(device))
     index, mean_int = intnet.run_exact(model.h_s, z_hat, tuple(y.shape[-2:]), model.config.levels)
-    residual = torch.from_numpy(mean_int.astype(np.float32)).mul_(intnet.MEAN_SCALE)
+    residual = intnet.means(mean_int)
     torch.sub(y[0], residual, out=residual)
     y_symbols = residual.round_().numpy().astype(np.int32)
-    del residual
     return Latents(z_hat=z_hat, y_symbols=y_symbols, index=index, mean_int=mean_int)
 
 
 def synthesize(model: zoo.CodingModel, latents: Latents, quality: float, width: int, height: int,
                device: torch.device) -> np.ndarray:
-    y_hat = torch.from_numpy(latents.mean_int.astype(np.float32)).mul_(intnet.MEAN_SCALE)
-    y_hat = y_hat.add_(torch.from_numpy(latents.y_symbols))[None]  # exact in float32, see quantize_scaled
+    y_hat = intnet.means(latents.mean_int).add_(torch.from_numpy(latents.y_symbols))[None]
     return tiling.synthesis(model.net.to(device), y_hat, quality, height, width, device)
 
 

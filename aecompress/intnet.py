@@ -37,6 +37,12 @@ MEAN_LIMIT = 2**20
 EXACT_LIMIT = 2**52
 
 
+def means(mean_int: np.ndarray) -> torch.Tensor:
+    """Integer means -> the float32 means they stand for. Exact, and so is mean + symbol:
+    MEAN_SCALE is a power of two and the values stay far inside float32's 24-bit mantissa."""
+    return torch.from_numpy(mean_int.astype(np.float32)).mul_(MEAN_SCALE)
+
+
 class QuantizedConv(nn.Module):
     """A (transposed) convolution whose weights live on the integer grid of its scales."""
 

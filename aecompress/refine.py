@@ -98,7 +98,7 @@ def refine(model: zoo.CodingModel, rgb: np.ndarray, y: torch.Tensor, index: np.n
     t = torch.tensor([quality_to_t(quality)])
     lam = float(lambda_at(model.config, t))
     inverse_gain = net.gains(t.to(device))[1].detach()
-    mean = torch.from_numpy(mean_int * intnet.MEAN_SCALE).float()[None].to(device)
+    mean = intnet.means(mean_int)[None].to(device)
     sigma = scale_from_index(torch.from_numpy(index).float()[None], model.config.levels).to(device)
     hy, wy = y.shape[-2:]
     target = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float().div_(255).to(device)
