@@ -225,6 +225,10 @@ def info(file, as_json, stats, model):
 @click.option("--uncharged-steps", type=click.IntRange(min=0),
               help="With --init and a larger M: the new channels cost no bits for this many steps, so "
               "they learn to carry information before they pay for it.")
+@click.option("--context", type=click.IntRange(min=1), help="Add a checkerboard context model with this many "
+              "hidden channels: y is coded in two passes, the second with tables sharpened by the first.")
+@click.option("--context-only", is_flag=True, help="Train only the context model, on rates alone; the "
+              "rest of an --init model stays exactly as it is (fast: g_s is never run).")
 @click.option("--bf16/--fp32", "autocast", default=None,
               help="Transforms in bf16 autocast or fp32 (the entropy model is always fp32). "
               "Default: bf16 on CUDA and on CPUs with native bf16 (AVX-512 BF16, AMX), where it is faster.")
@@ -235,7 +239,7 @@ def info(file, as_json, stats, model):
 @click.option("--export", "export_name", help="After training, write weights/<NAME>.pt and list it.")
 @files.one_line_errors
 def train(data, out, steps, batch, crop, lr, channels, width, lambdas, quality_power, denoise, init, uncharged_steps,
-          autocast, eval_dir, eval_every, smoke, fresh, export_name):
+          context, context_only, autocast, eval_dir, eval_every, smoke, fresh, export_name):
     """Train a model (resumes from OUT/checkpoint.pt). Runs under torchrun for several processes.
 
     \b
@@ -243,6 +247,7 @@ def train(data, out, steps, batch, crop, lr, channels, width, lambdas, quality_p
       aecompress train --init weights/hyperprior-64-128.pt --denoise --out runs/dn
       aecompress train --init weights/hyperprior-64-128.pt --channels 64 192 --uncharged-steps 2000 --out runs/wide
       aecompress train --init weights/hyperprior-dn-64-192-v3.pt --width 96 --out runs/w96
+      aecompress train --init weights/hyperprior-dn-w96-64-192.pt --context 192 --context-only --out runs/ctx
       torchrun --nproc-per-node 8 -m aecompress train --batch 16
     """
     from dataclasses import replace
@@ -265,12 +270,21 @@ def train(data, out, steps, batch, crop, lr, channels, width, lambdas, quality_p
         model_overrides.update(width=width)
     if lambdas:
         model_overrides.update(lambda_min=lambdas[0], lambda_max=lambdas[1])
+    if context:
+        model_overrides.update(context=context)
     if model_overrides:
         cfg = replace(cfg, model=ModelConfig(**{**cfg.model.to_dict(), **model_overrides}))
     if uncharged_steps:
         if source_model is None:
             raise click.UsageError("--uncharged-steps needs --init (the channels beyond the source's M)")
         cfg = replace(cfg, uncharged_from=source_model.M, uncharged_steps=uncharged_steps)
+    if context_only:
+        if source_model is None or model_overrides.keys() - {"context"}:
+            raise click.UsageError("--context-only trains a context model for an --init model, which it "
+                                   "leaves as it is: no --channels, --width, --lambdas or --denoise")
+        if not cfg.model.context:
+            raise click.UsageError("--context-only needs --context (or an --init model that has one)")
+        cfg = replace(cfg, context_only=True)
     net = training.train(cfg, resume=not fresh)
     if export_name:
         path = training.export_run(net, cfg, export_name)

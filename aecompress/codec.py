@@ -4,6 +4,9 @@
     z_hat --h_s (exact integers)--> index, mean --> round(y' - mean) --coder--> y stream
     streams + header --container--> .aec
 
+With a context model the y stream has two parts: the anchors, then the other half of y with
+the index and mean that the context model derives from the decoded anchors (context.py).
+
 Decoding runs the same integer steps in reverse order, then g_s on any device.
 """
 
@@ -16,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import coder, container, intnet, refine, tiling, zoo
+from . import coder, container, context, intnet, refine, tiling, zoo
 from .container import ALPHA, DENOISE, EXIF, ICC, Y_STREAM, Z_STREAM, FormatError
 from .entropy import Tables
 
@@ -117,9 +120,12 @@ def analyze(model: zoo.CodingModel, rgb: np.ndarray, quality: float, device: tor
         raise ValueError("--effort fits the latents to the input, noise included: use it without --denoise")
     y = tiling.analysis(model.net.to(device), rgb, device, noise).mul_(model.net.gain(quality))
     latents = quantize_scaled(model, y, device)
-    if steps:
-        y_symbols = refine.refine(model, rgb, y, latents.index, latents.mean_int, quality, device, steps)
-        latents = replace(latents, y_symbols=y_symbols)
+    if steps:  # the search keeps z_hat and these tables; the context then follows the new anchors
+        y = refine.refine(model, rgb, y, latents.index, latents.mean_int, quality, device, steps)
+        index, mean_int = latents.index, latents.mean_int
+        if model.context is not None:
+            index, mean_int = _hyper(model, latents.z_hat, tuple(y.shape[-2:]))
+        latents = _latents(model, y, latents.z_hat, index, mean_int)
     return latents
 
 
@@ -129,15 +135,32 @@ def quantize(model: zoo.CodingModel, y: torch.Tensor, quality: float, device: to
 
 
 def quantize_scaled(model: zoo.CodingModel, y: torch.Tensor, device: torch.device) -> Latents:
-    """Latent y already scaled by the quality's gain -> integer latents; y is left as it was.
-
-    Large images make y hundreds of megabytes: the residual y - mean reuses the means' buffer.
-    """
+    """Latent y already scaled by the quality's gain -> integer latents; y is left as it was."""
     z_hat = model.net.hyper_analysis(y.to(device))
-    index, mean_int = intnet.run_exact(model.h_s, z_hat, tuple(y.shape[-2:]), model.config.levels)
+    index, mean_int = _hyper(model, z_hat, tuple(y.shape[-2:]))
+    return _latents(model, y, z_hat, index, mean_int)
+
+
+def _hyper(model: zoo.CodingModel, z_hat: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    return intnet.run_exact(model.h_s, z_hat, size, model.config.levels)
+
+
+def _symbols(y: torch.Tensor, mean_int: np.ndarray) -> np.ndarray:
+    """round(y' - mean). Large images make y hundreds of megabytes: the residual reuses the
+    means' buffer."""
     residual = intnet.means(mean_int)
-    torch.sub(y[0], residual, out=residual)
-    y_symbols = residual.round_().numpy().astype(np.int32)
+    torch.sub(y[0].cpu(), residual, out=residual)
+    return residual.round_().numpy().astype(np.int32)
+
+
+def _latents(model: zoo.CodingModel, y: torch.Tensor, z_hat: np.ndarray, index: np.ndarray,
+             mean_int: np.ndarray) -> Latents:
+    """Quantize y' with the hyperprior's index and mean, which the context model (if any)
+    then corrects in place from the anchors' symbols."""
+    y_symbols = _symbols(y, mean_int)
+    if model.context is not None:
+        context.run_exact(model.context, y_symbols, index, mean_int, model.config.levels)
+        y_symbols = _symbols(y, mean_int)  # the anchors' symbols are as before
     return Latents(z_hat=z_hat, y_symbols=y_symbols, index=index, mean_int=mean_int)
 
 
@@ -156,8 +179,11 @@ def estimated_bytes(model: zoo.CodingModel, latents: Latents) -> float:
 
 def encode_latents(model: zoo.CodingModel, latents: Latents) -> tuple[bytes, bytes]:
     z = coder.encode(latents.z_hat, _z_table_ids(latents.z_hat.shape), model.z_tables)
-    y = coder.encode(latents.y_symbols, latents.index, model.y_tables)
-    return z, y
+    if model.context is None:
+        return z, coder.encode(latents.y_symbols, latents.index, model.y_tables)
+    anchors = context.anchor_mask(*latents.y_symbols.shape[1:])
+    parts = [(latents.y_symbols[:, half], latents.index[:, half]) for half in (anchors, ~anchors)]
+    return z, coder.encode_parts(parts, model.y_tables)
 
 
 def decode_latents(model: zoo.CodingModel, z_stream: bytes, y_stream: bytes, width: int,
@@ -165,8 +191,17 @@ def decode_latents(model: zoo.CodingModel, z_stream: bytes, y_stream: bytes, wid
     (hy, wy), (hz, wz) = _latent_sizes(width, height)
     z_shape = (model.config.N, hz, wz)
     z_hat = coder.decode(z_stream, _z_table_ids(z_shape), model.z_tables)
-    index, mean_int = intnet.run_exact(model.h_s, z_hat, (hy, wy), model.config.levels)
-    y_symbols = coder.decode(y_stream, index, model.y_tables)
+    index, mean_int = _hyper(model, z_hat, (hy, wy))
+    if model.context is None:
+        y_symbols = coder.decode(y_stream, index, model.y_tables)
+    else:
+        anchors = context.anchor_mask(hy, wy)
+        reader = coder.Reader(y_stream)
+        y_symbols = np.zeros(index.shape, np.int32)
+        y_symbols[:, anchors] = reader.read(index[:, anchors], model.y_tables)
+        context.run_exact(model.context, y_symbols, index, mean_int, model.config.levels)
+        y_symbols[:, ~anchors] = reader.read(index[:, ~anchors], model.y_tables)
+        reader.finish()
     return Latents(z_hat=z_hat, y_symbols=y_symbols, index=index, mean_int=mean_int)
 
 

@@ -9,6 +9,9 @@ three convolutions is scaled and shifted per channel by learned multiples of the
 zero at level 0), and training pairs noisy inputs with clean targets. Only the encoder
 changes, so a denoised file needs nothing new to decode.
 
+With `context`, a checkerboard context model (context.py) refines index and mu at half of the
+positions from the decoded other half: y is then coded in two passes.
+
 Minnen, Balle, Toderici, "Joint autoregressive and hierarchical priors", NeurIPS 2018 (the
 mean-scale hyperprior, without the serial context model); Cui et al., "Asymmetric gained
 deep image compression with continuous rate adaptation", CVPR 2021 (gain vectors, log-linear
@@ -25,6 +28,7 @@ import torch
 from torch import nn
 
 from . import intnet
+from .context import CheckerboardContext, anchor_mask
 from .entropy import FactorizedPrior, gaussian_likelihood, scale_from_index
 from .layers import round_ste
 from .transforms import g_a, g_s, h_a
@@ -43,6 +47,7 @@ class ModelConfig:
     denoise: bool = False  # g_a conditioned on the input's noise level (encode --denoise)
     simplified_gdn: bool = False  # |x| instead of sqrt(x^2) in (I)GDN
     width: int | None = None  # channels of g_a and g_s; None: N
+    context: int = 0  # hidden channels of the checkerboard context model (context.py); 0: none
 
     @property
     def transform_width(self) -> int:
@@ -66,7 +71,7 @@ def lambda_at(config: ModelConfig, t: torch.Tensor) -> torch.Tensor:
 class RDOutput:
     """One training forward pass: reconstruction and the bits the model expects to spend."""
 
-    x_hat: torch.Tensor
+    x_hat: torch.Tensor | None
     bits_y: torch.Tensor  # per image
     bits_z: torch.Tensor  # per image
 
@@ -81,6 +86,8 @@ class HyperpriorModel(nn.Module):
         self.h_a = h_a(N, M)
         self.h_s = intnet.IntegerHyperSynthesis(N, M, config.levels)
         self.z_prior = FactorizedPrior(N)
+        if config.context:
+            self.context = CheckerboardContext(M, config.context, config.levels)
         self.rate_from_rounded_z = False  # set for the final fine-tune of the entropy path
         self.uncharged_from: int | None = None  # channels of y from here on cost no bits (training)
         # Gain vectors start at the step sizes high-rate theory suggests (step ~ 1/sqrt(lambda)).
@@ -115,11 +122,13 @@ class HyperpriorModel(nn.Module):
         gi = (1 - f) * self.log_inverse_gain[i] + f * self.log_inverse_gain[i + 1]
         return g.exp()[..., None, None], gi.exp()[..., None, None]
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None) -> RDOutput:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None,
+                synthesize: bool = True) -> RDOutput:
         """Training pass: noise for the rate terms, straight-through rounding for the decoder.
 
         In eval mode the rate terms use the rounded values instead, which is what coding spends.
-        `noise` is the noise level of each input (B,), for a denoising model.
+        `noise` is the noise level of each input (B,), for a denoising model. Without
+        `synthesize`, g_s is skipped and x_hat is None (training the entropy model alone).
         """
         gain, inverse_gain = self.gains(t)
         y = self.encode_pixels(x, noise).float() * gain
@@ -127,6 +136,12 @@ class HyperpriorModel(nn.Module):
             z = self.h_a(y)
             z_hat = round_ste(z)
             index, mean = self.h_s(z_hat, y.shape[-2:])
+            if self.config.context:  # anchors as the hyperprior codes them; the rest sees them
+                anchors = torch.from_numpy(anchor_mask(*y.shape[-2:])).to(y.device)
+                y_hat_anchors = round_ste(y - mean) + mean
+                context_index, context_mean = self.context(y_hat_anchors, index, mean)
+                index = torch.where(anchors, index, context_index)
+                mean = torch.where(anchors, mean, context_mean)
             sigma = scale_from_index(index, self.config.levels)
             residual = y - mean
             if self.training:
@@ -137,8 +152,8 @@ class HyperpriorModel(nn.Module):
             bits_y = -torch.log2(gaussian_likelihood(y_rate, sigma))[:, : self.uncharged_from].sum(dim=(1, 2, 3))
             bits_z = -torch.log2(self.z_prior.likelihood(z_rate)).sum(dim=(1, 2, 3))
             y_hat = (round_ste(residual) + mean) * inverse_gain
-        x_hat = self.g_s(y_hat)
-        return RDOutput(x_hat=x_hat.float(), bits_y=bits_y, bits_z=bits_z)
+        x_hat = self.g_s(y_hat).float() if synthesize else None
+        return RDOutput(x_hat=x_hat, bits_y=bits_y, bits_z=bits_z)
 
     # Coding path: float transforms around the exact integer hyper-synthesis.
 

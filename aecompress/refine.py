@@ -91,9 +91,8 @@ def _search(tile: _Tile, start: torch.Tensor, lam: float, steps: int, generator:
 
 def refine(model: zoo.CodingModel, rgb: np.ndarray, y: torch.Tensor, index: np.ndarray, mean_int: np.ndarray,
            quality: float, device: torch.device, steps: int) -> np.ndarray:
-    """Gained latents y' (1, M, hy, wy) -> better y symbols (int32, M x hy x wy) for the same z_hat.
-
-    index and mean_int are what the integer h_s derived from z_hat: they stay as they are."""
+    """Gained latents y' (1, M, hy, wy) -> better latents y' (same shape, on the CPU) for the
+    same z_hat. index and mean_int are the tables the search codes with: they stay as they are."""
     net = model.net.to(device)
     t = torch.tensor([quality_to_t(quality)])
     lam = float(lambda_at(model.config, t))
@@ -116,4 +115,4 @@ def refine(model: zoo.CodingModel, rgb: np.ndarray, y: torch.Tensor, index: np.n
     finally:
         for p, r in zip(net.parameters(), requires_grad):
             p.requires_grad_(r)
-    return torch.round(y - mean)[0].cpu().numpy().astype(np.int32)
+    return y.cpu()

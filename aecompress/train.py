@@ -66,6 +66,7 @@ class TrainConfig:
     init: str = ""  # a checkpoint or weights file to start from (fresh optimizer and schedule)
     uncharged_from: int = 0  # with uncharged_steps: channels of y from this one on ...
     uncharged_steps: int = 0  # ... cost no bits in the first steps (a widened latent learns first)
+    context_only: bool = False  # only the context model learns, on rates alone; the rest stays as it is
 
     @staticmethod
     def smoke(**overrides) -> "TrainConfig":
@@ -249,7 +250,7 @@ def warm_start(model: HyperpriorModel, source: str | Path) -> float:
     if old_cfg.M < new_cfg.M:
         state = widen_latent(state, old_cfg.M, model)
     missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or any(not k.startswith("noise_") for k in missing):
+    if unexpected or any(not k.startswith(("noise_", "context.")) for k in missing):
         raise ValueError(f"{source}: does not fit the model ({missing + unexpected})")
     return hours
 
@@ -278,12 +279,16 @@ def bf16_is_fast(device: torch.device) -> bool:
 
 
 def rd_loss(model: HyperpriorModel, x: torch.Tensor, t: torch.Tensor, autocast: bool,
-            noisy: torch.Tensor | None = None, level: torch.Tensor | None = None):
-    """The RD loss of clean crops x; with `noisy` the model codes those instead (at `level`)."""
+            noisy: torch.Tensor | None = None, level: torch.Tensor | None = None, rate_only: bool = False):
+    """The RD loss of clean crops x; with `noisy` the model codes those instead (at `level`).
+    With `rate_only` (nothing that shapes the pixels learns) the loss is the rate alone and
+    the returned MSE is None."""
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
-        out = model(x if noisy is None else noisy, t, level)
-    mse = (out.x_hat - x).square().mean(dim=(1, 2, 3))
+        out = model(x if noisy is None else noisy, t, level, synthesize=not rate_only)
     bpp = (out.bits_y + out.bits_z) / (x.shape[-2] * x.shape[-1])
+    if rate_only:
+        return bpp.mean(), None, bpp.detach()
+    mse = (out.x_hat - x).square().mean(dim=(1, 2, 3))
     config = model.module.config if hasattr(model, "module") else model.config
     loss = (lambda_at(config, t) * 255**2 * mse + bpp).mean()
     return loss, mse.detach(), bpp.detach()
@@ -317,6 +322,14 @@ def set_finetune(model: HyperpriorModel) -> None:
     for p in [*model.g_a.parameters(), *model.g_s.parameters(), *encoder]:
         p.requires_grad_(False)
     model.rate_from_rounded_z = True
+
+
+def set_context_only(model: HyperpriorModel) -> None:
+    """Freeze everything but the context model: it learns on top of a trained hyperprior."""
+    if not model.config.context:
+        raise ValueError("context_only: the model has no context model (ModelConfig.context)")
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith("context."))
 
 
 def _rng_state() -> dict:
@@ -370,6 +383,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
         random.setstate(ckpt["rng"]["python"])
     elif cfg.init:
         hours = warm_start(model, cfg.init)  # the hours keep counting from the source run
+    if cfg.context_only:
+        set_context_only(model)
     model = model.to(device, memory_format=torch.channels_last)
     autocast = bf16_is_fast(device) if cfg.autocast is None else cfg.autocast
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -408,7 +423,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
             level = torch.rand(cfg.batch, device=device) * cfg.noise_max
             level = level * (torch.rand(cfg.batch, device=device) < cfg.noise_share)
             noisy = torch.where((level > 0)[:, None, None, None], add_noise(x, level), x)
-        loss, mse, bpp = rd_loss(net, x, t, autocast, noisy, level)
+        loss, mse, bpp = rd_loss(net, x, t, autocast, noisy, level, rate_only=cfg.context_only)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
@@ -419,9 +434,10 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
         now = time.time()
         elapsed = hours + (now - t_start) / 3600
         if rank == 0:
-            psnr = float((-10 * torch.log10(mse)).mean())
+            psnr = None if mse is None else float((-10 * torch.log10(mse)).mean())
             if bar is not None:
-                bar.set_postfix(loss=f"{loss.item():.3f}", bpp=f"{bpp.mean():.3f}", psnr=f"{psnr:.2f}")
+                shown = {} if psnr is None else {"psnr": f"{psnr:.2f}"}
+                bar.set_postfix(loss=f"{loss.item():.3f}", bpp=f"{bpp.mean():.3f}", **shown)
                 bar.update()
             if step % 50 == 0:
                 log.write(json.dumps({"step": step, "hours": round(elapsed, 4), "loss": loss.item(),

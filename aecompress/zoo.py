@@ -40,6 +40,7 @@ class CodingModel:
     y_tables: Tables
     z_tables: Tables
     metadata: dict
+    context: list[dict[str, np.ndarray]] | None = None  # the integer context model, if the model has one
 
     @property
     def config(self) -> ModelConfig:
@@ -72,22 +73,42 @@ def _integer_h_s(net: HyperpriorModel) -> list[dict[str, np.ndarray]]:
     return h_s
 
 
+def _integer_context(net: HyperpriorModel) -> list[dict[str, np.ndarray]] | None:
+    if not net.config.context:
+        return None
+    layers = net.context.export()
+    for layer in layers:
+        if np.abs(layer["weight"]).max() >= 2**31 or np.abs(layer["bias"]).max() >= 2**31:
+            raise ValueError("integer context weights do not fit in int32")
+    return layers
+
+
+def _mirror(layers, ints: list[dict[str, np.ndarray]]) -> None:
+    """Set float QuantizedConv layers to the values their exported integers stand for."""
+    with torch.no_grad():
+        for layer, values in zip(layers, ints):
+            layer.weight.copy_(torch.from_numpy(values["weight"]).float() / layer.weight_multiplier())
+            bias = torch.from_numpy(values["bias"]).float()
+            layer.bias.copy_(bias * layer.out_scale / 2.0**intnet.FRACTION_BITS)
+
+
 def freeze(net: HyperpriorModel, name: str = "unsaved") -> CodingModel:
     """A coding model straight from a network in memory (used to evaluate during training)."""
     return CodingModel(
         name=name, digest=bytes(8), net=net, h_s=_integer_h_s(net),
         y_tables=gaussian_tables(net.config.levels),
         z_tables=factorized_tables(net.z_prior, net.config.N), metadata={},
+        context=_integer_context(net),
     )
 
 
 def export(net: HyperpriorModel, path: str | Path, name: str, metadata: dict | None = None) -> str:
     """Freeze a trained model into a weights file; returns its sha256 (hex)."""
     net = net.cpu().eval()
-    h_s = _integer_h_s(net)
+    h_s, context = _integer_h_s(net), _integer_context(net)
     state = {}
     for key, value in net.state_dict().items():
-        if key.startswith("h_s."):
+        if key.startswith(("h_s.", "context.")):
             continue  # stored as integers below
         keep = any(part in key for part in _FULL_PRECISION)
         state[key] = value.float() if keep else value.half()
@@ -101,6 +122,8 @@ def export(net: HyperpriorModel, path: str | Path, name: str, metadata: dict | N
         "z_tables": _tables_to_dict(factorized_tables(net.z_prior, net.config.N)),
         "metadata": json.dumps(metadata or {}),
     }
+    if context is not None:
+        blob["context"] = [{k: torch.from_numpy(v.astype(np.int32)) for k, v in layer.items()} for layer in context]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -121,21 +144,26 @@ def load_file(path: str | Path, expected_sha256: str | None = None) -> CodingMod
         raise ValueError(f"{path} is not an aecompress weights file")
     config = ModelConfig(**blob["config"])
     net = HyperpriorModel(config)
-    h_s = [{k: v.numpy().astype(np.int64) for k, v in layer.items()} for layer in blob["h_s"]]
-    with torch.no_grad():  # the float h_s mirrors the integers (used only for fine-tuning)
-        for layer, ints in zip(net.h_s.layers, h_s):
-            m = layer.weight_multiplier()
-            layer.weight.copy_(torch.from_numpy(ints["weight"]).float() / m)
-            layer.bias.copy_(torch.from_numpy(ints["bias"]).float() * layer.out_scale / 2.0**intnet.FRACTION_BITS)
+    def integers(key: str) -> list[dict[str, np.ndarray]]:
+        return [{k: v.numpy().astype(np.int64) for k, v in layer.items()} for layer in blob[key]]
+
+    h_s = integers("h_s")
+    context = integers("context") if config.context else None
+    if config.context and len(context) != 4:
+        raise ValueError(f"{path}: the context model is damaged")
+    _mirror(net.h_s.layers, h_s)  # the float networks mirror the integers (used only for fine-tuning)
+    if context is not None:
+        c = net.context
+        _mirror([c.anchors, c.hyper, c.mid, c.out], context)
     state = {k: v.float() for k, v in blob["state"].items()}
     missing, unexpected = net.load_state_dict(state, strict=False)
-    if unexpected or any(not k.startswith("h_s.") for k in missing):
+    if unexpected or any(not k.startswith(("h_s.", "context.")) for k in missing):
         raise ValueError(f"{path}: weights do not match the config ({missing + unexpected})")
     net = net.eval().to(memory_format=torch.channels_last)  # 2-3x faster convolutions on CPU
     return CodingModel(
         name=blob["name"], digest=bytes.fromhex(sha[:16]), net=net, h_s=h_s,
         y_tables=_tables_from_dict(blob["y_tables"]), z_tables=_tables_from_dict(blob["z_tables"]),
-        metadata=json.loads(blob["metadata"]),
+        metadata=json.loads(blob["metadata"]), context=context,
     )
 
 

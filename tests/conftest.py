@@ -20,6 +20,17 @@ def tiny_model_file(path: Path, seed: int = 0) -> Path:
     return path
 
 
+def tiny_context_model_file(path: Path, seed: int = 0) -> Path:
+    """A tiny model with a context model that does something: its last layer is not left at zero."""
+    torch.manual_seed(seed)
+    net = HyperpriorModel(ModelConfig(N=8, M=12, context=16))
+    with torch.no_grad():
+        net.context.out.weight.normal_(0, 0.02)
+        net.context.out.bias.normal_(0, 0.5)
+    zoo.export(net, path, "tiny-context-test")
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory) -> zoo.CodingModel:
     return zoo.load_file(tiny_model_file(tmp_path_factory.mktemp("model") / "tiny.pt"))
@@ -28,6 +39,11 @@ def tiny(tmp_path_factory) -> zoo.CodingModel:
 @pytest.fixture(scope="session")
 def golden_model() -> zoo.CodingModel:
     return zoo.load_file(GOLDEN / "tiny.pt")
+
+
+def golden_model_for(name: str) -> zoo.CodingModel:
+    """The model a golden file was written with: files named context_* use the context model."""
+    return zoo.load(str(GOLDEN / ("tiny-context.pt" if name.startswith("context_") else "tiny.pt")))
 
 
 def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:

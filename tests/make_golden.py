@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from aecompress import codec, zoo
-from conftest import GOLDEN, smooth_image, tiny_model_file
+from conftest import GOLDEN, smooth_image, tiny_context_model_file, tiny_model_file
 
 
 def symbols_digest(latents: codec.Latents) -> str:
@@ -21,14 +21,16 @@ def symbols_digest(latents: codec.Latents) -> str:
 
 def main() -> None:
     GOLDEN.mkdir(exist_ok=True)
-    model = zoo.load_file(tiny_model_file(GOLDEN / "tiny.pt"))
+    plain = zoo.load_file(tiny_model_file(GOLDEN / "tiny.pt"))
+    with_context = zoo.load_file(tiny_context_model_file(GOLDEN / "tiny-context.pt"))
     cases = {
-        "rgb_65x257_q30.aec": (Image.fromarray(smooth_image(65, 257, seed=3)), 30),
-        "rgb_96x80_q90.aec": (Image.fromarray(smooth_image(96, 80, seed=4)), 90),
-        "rgba_33x17_q55.aec": (Image.fromarray(smooth_image(33, 17, seed=5)).convert("RGBA"), 55),
+        "rgb_65x257_q30.aec": (Image.fromarray(smooth_image(65, 257, seed=3)), 30, plain),
+        "rgb_96x80_q90.aec": (Image.fromarray(smooth_image(96, 80, seed=4)), 90, plain),
+        "rgba_33x17_q55.aec": (Image.fromarray(smooth_image(33, 17, seed=5)).convert("RGBA"), 55, plain),
+        "context_rgb_70x90_q60.aec": (Image.fromarray(smooth_image(70, 90, seed=6)), 60, with_context),
     }
     expected = {}
-    for name, (image, quality) in cases.items():
+    for name, (image, quality, model) in cases.items():
         data = codec.encode(image, quality, model=model)
         Path(GOLDEN / name).write_bytes(data)
         _, _, latents = codec.read(data, model=model)

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aecompress import codec, container
-from conftest import GOLDEN
+from conftest import GOLDEN, golden_model_for
 
 SAMPLE = (GOLDEN / "rgb_65x257_q30.aec").read_bytes()
 
@@ -80,11 +80,13 @@ def test_random_bytes_are_rejected(golden_model, data):
         codec.read(data, model=golden_model)
 
 
+@pytest.mark.parametrize("name", ["rgb_65x257_q30.aec", "context_rgb_70x90_q60.aec"])
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
-def test_corrupted_streams_with_valid_checksum_fail_cleanly(golden_model, data):
+def test_corrupted_streams_with_valid_checksum_fail_cleanly(name, data):
     """Damage inside the entropy-coded payload, then a fresh CRC: decoding gives an image or a DecodeError."""
-    f = container.unpack(SAMPLE)
+    model = golden_model_for(name)
+    f = container.unpack((GOLDEN / name).read_bytes())
     tag = data.draw(st.sampled_from([container.Z_STREAM, container.Y_STREAM]))
     payload = bytearray(f.sections[tag])
     for _ in range(data.draw(st.integers(1, 4))):
@@ -94,7 +96,7 @@ def test_corrupted_streams_with_valid_checksum_fail_cleanly(golden_model, data):
     sections = {**f.sections, tag: bytes(payload[:cut])}
     damaged = container.pack(container.AecFile(f.header, sections))
     try:
-        image = codec.decode(damaged, model=golden_model)
+        image = codec.decode(damaged, model=model)
         assert image.size == (f.header.width, f.header.height)
     except codec.DecodeError:
         pass

@@ -1,0 +1,131 @@
+"""The checkerboard context model: exact integers, two-part y streams, training it alone."""
+
+import numpy as np
+import pytest
+import torch
+
+from aecompress import codec, coder, context, intnet, zoo
+from aecompress.entropy import gaussian_tables
+from aecompress.model import HyperpriorModel, ModelConfig
+from aecompress.train import TrainConfig, set_context_only, train, warm_start
+from conftest import smooth_image, tiny_context_model_file, tiny_model_file
+
+
+@pytest.fixture(scope="module")
+def tiny_context(tmp_path_factory) -> zoo.CodingModel:
+    return zoo.load_file(tiny_context_model_file(tmp_path_factory.mktemp("model") / "tiny-context.pt"))
+
+
+def hyper_and_context(model, h=40, w=56, quality=60):
+    """The hyperprior's tables of an image and the latents the context model made of them."""
+    rgb = smooth_image(h, w, seed=7)
+    latents = codec.analyze(model, rgb, quality, torch.device("cpu"))
+    index, mean_int = intnet.run_exact(model.h_s, latents.z_hat, latents.index.shape[1:], model.config.levels)
+    return latents, index, mean_int
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (17, 33), (48, 80), (100, 37)])
+def test_decode_inverts_encode_with_a_context_model(tiny_context, h, w):
+    rgb = smooth_image(h, w, seed=h + w)
+    latents = codec.analyze(tiny_context, rgb, 70, torch.device("cpu"))
+    data = codec.encode(rgb, 70, model=tiny_context)
+    _, _, decoded = codec.read(data, model=tiny_context)
+    for name in ("z_hat", "y_symbols", "index", "mean_int"):
+        np.testing.assert_array_equal(getattr(decoded, name), getattr(latents, name))
+    back = np.asarray(codec.decode(data, model=tiny_context))
+    assert back.shape == rgb.shape
+
+
+def test_context_corrects_only_the_non_anchors(tiny_context):
+    latents, index, mean_int = hyper_and_context(tiny_context)
+    anchors = context.anchor_mask(*index.shape[1:])
+    np.testing.assert_array_equal(latents.index[:, anchors], index[:, anchors])
+    np.testing.assert_array_equal(latents.mean_int[:, anchors], mean_int[:, anchors])
+    assert (latents.index[:, ~anchors] != index[:, ~anchors]).any()
+    assert (latents.mean_int[:, ~anchors] != mean_int[:, ~anchors]).any()
+
+
+def test_exact_context_matches_the_training_network(tiny_context):
+    """The float network the model trains with gives the integers the coder uses."""
+    latents, index, mean_int = hyper_and_context(tiny_context)
+    y_hat = intnet.means(mean_int) + torch.from_numpy(latents.y_symbols).float()
+    with torch.no_grad():
+        new_index, new_mean = tiny_context.net.context(
+            y_hat[None], torch.from_numpy(index).float()[None], intnet.means(mean_int)[None])
+    anchors = context.anchor_mask(*index.shape[1:])
+    np.testing.assert_array_equal(new_index[0].numpy()[:, ~anchors], latents.index[:, ~anchors])
+    np.testing.assert_array_equal((new_mean[0] * 16).numpy()[:, ~anchors], latents.mean_int[:, ~anchors])
+
+
+@pytest.mark.parametrize("band", [1, 2, 5])
+def test_exact_context_does_not_depend_on_the_band_height(tiny_context, band):
+    latents, index, mean_int = hyper_and_context(tiny_context)
+    index, mean_int = index.copy(), mean_int.copy()
+    context.run_exact(tiny_context.context, latents.y_symbols, index, mean_int, tiny_context.config.levels, band)
+    np.testing.assert_array_equal(index, latents.index)
+    np.testing.assert_array_equal(mean_int, latents.mean_int)
+
+
+def test_an_untrained_context_model_leaves_the_tables_as_they_were(tmp_path):
+    torch.manual_seed(1)
+    zoo.export(HyperpriorModel(ModelConfig(N=8, M=12, context=16)), tmp_path / "m.pt", "fresh-context")
+    model = zoo.load_file(tmp_path / "m.pt")
+    latents, index, mean_int = hyper_and_context(model)
+    np.testing.assert_array_equal(latents.index, index)
+    np.testing.assert_array_equal(latents.mean_int, mean_int)
+
+
+def test_a_damaged_second_part_is_caught(tiny_context):
+    data = bytearray(codec.encode(smooth_image(64, 64), 80, model=tiny_context))
+    f = codec.container.unpack(bytes(data))
+    y = bytearray(f.sections[codec.Y_STREAM])
+    y[:4] = bytes(4)  # the stack's top: the anchors' part, whose damage reaches the second part
+    with pytest.raises(codec.DecodeError):
+        sections = {**f.sections, codec.Y_STREAM: bytes(y)}
+        codec.read(codec.container.pack(codec.container.AecFile(f.header, sections)), model=tiny_context)
+
+
+def test_parts_decode_in_order_with_tables_chosen_between_them():
+    tables = gaussian_tables(16)
+    rng = np.random.default_rng(0)
+    first = rng.integers(-3, 4, 500)
+    first_ids = rng.integers(0, 16, 500)
+    second = rng.integers(-60, 61, 300)
+    second_ids = np.abs(first[:300]) + 10  # chosen from the first part's symbols
+    data = coder.encode_parts([(first, first_ids), (second, second_ids)], tables)
+    reader = coder.Reader(data)
+    got_first = reader.read(first_ids, tables)
+    got_second = reader.read(np.abs(got_first[:300]) + 10, tables)
+    reader.finish()
+    np.testing.assert_array_equal(got_first, first)
+    np.testing.assert_array_equal(got_second, second)
+    assert coder.encode_parts([(first, first_ids)], tables) == coder.encode(first, first_ids, tables)
+
+
+def test_the_search_works_with_a_context_model(tiny_context):
+    rgb = smooth_image(40, 40, seed=2)
+    data = codec.encode(rgb, 50, model=tiny_context, effort=1)
+    assert np.asarray(codec.decode(data, model=tiny_context)).shape == rgb.shape
+
+
+def test_context_only_training_changes_nothing_else(tmp_path):
+    """A context model learns on top of a trained model, which stays exactly as it was."""
+    data = tmp_path / "data"
+    data.mkdir()
+    from PIL import Image
+
+    for i in range(3):
+        Image.fromarray(smooth_image(96, 96, seed=i)).save(data / f"{i}.png")
+    source = tiny_model_file(tmp_path / "source.pt")
+    cfg = TrainConfig.smoke(data=str(data), out=str(tmp_path / "run"), init=str(source), steps=3,
+                            model=ModelConfig(N=8, M=12, levels=64, context=16), context_only=True)
+    before = HyperpriorModel(cfg.model)
+    warm_start(before, source)
+    after = train(cfg, resume=False, progress=False)
+    for (name, a), b in zip(after.state_dict().items(), before.state_dict().values()):
+        if not name.startswith("context."):
+            assert torch.equal(a.cpu(), b), name
+    assert any(not torch.equal(a.cpu(), b) for (name, a), b in
+               zip(after.state_dict().items(), before.state_dict().values()) if name.startswith("context."))
+    with pytest.raises(ValueError, match="no context model"):
+        set_context_only(HyperpriorModel(ModelConfig(N=8, M=12)))
