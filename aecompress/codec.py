@@ -145,12 +145,16 @@ def _hyper(model: zoo.CodingModel, z_hat: np.ndarray, size: tuple[int, int]) -> 
     return intnet.run_exact(model.h_s, z_hat, size, model.config.levels)
 
 
-def _symbols(y: torch.Tensor, mean_int: np.ndarray) -> np.ndarray:
-    """round(y' - mean). Large images make y hundreds of megabytes: the residual reuses the
-    means' buffer."""
+def _symbols(y: torch.Tensor, mean_int: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """round(y' - mean), into `out` if given. Large images make y hundreds of megabytes: the
+    residual reuses the means' buffer."""
     residual = intnet.means(mean_int)
     torch.sub(y[0].cpu(), residual, out=residual)
-    return residual.round_().numpy().astype(np.int32)
+    residual = residual.round_().numpy()
+    if out is None:
+        return residual.astype(np.int32)
+    np.copyto(out, residual, casting="unsafe")  # whole numbers already: the cast is exact
+    return out
 
 
 def _latents(model: zoo.CodingModel, y: torch.Tensor, z_hat: np.ndarray, index: np.ndarray,
@@ -160,7 +164,7 @@ def _latents(model: zoo.CodingModel, y: torch.Tensor, z_hat: np.ndarray, index: 
     y_symbols = _symbols(y, mean_int)
     if model.context is not None:
         context.run_exact(model.context, y_symbols, index, mean_int, model.config.levels)
-        y_symbols = _symbols(y, mean_int)  # the anchors' symbols are as before
+        _symbols(y, mean_int, out=y_symbols)  # the anchors' symbols are as before
     return Latents(z_hat=z_hat, y_symbols=y_symbols, index=index, mean_int=mean_int)
 
 

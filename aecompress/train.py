@@ -7,7 +7,9 @@ level ~ U[0, 50] on the 0..255 scale) and the level as a condition; the MSE is a
 against the clean crop. There is no auxiliary loss: the support of each z table is found at
 export by scanning the learned CDF (`entropy.factorized_tables`). `init` starts a new run from
 another run's checkpoint or a weights file (another lambda range, with or without denoising, a
-wider latent y): a new learning-rate cycle.
+wider latent y, a context model): a new learning-rate cycle. With `context_only` only the
+context model learns, on the rate alone (g_s never runs): it is added to a trained model and
+leaves everything else exactly as it was.
 
 Every default lives in `TrainConfig`. A checkpoint holds the config, model, optimizer, step
 and RNG states, so `--resume` continues the same run. Under `torchrun --nproc-per-node N`
