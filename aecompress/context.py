@@ -75,14 +75,17 @@ class CheckerboardContext(nn.Module):
         return new_index, new_mean
 
     def export(self) -> list[dict[str, np.ndarray]]:
-        """Integer weights and biases [anchors, hyper, mid, out], checked against exact float64."""
+        """Integer weights and biases [anchors, hyper, mid, out], checked against exact float64.
+        The anchors' weights keep only the cross, (hidden, M, 4) in raster order of its taps;
+        the first layer's bias is all in the anchors' entry."""
         with torch.no_grad():
             self.anchors.weight.mul_(self.anchors.mask)
         layers = []
         first = [self.anchors.export(), self.hyper.export()]
         per_out = sum(w.abs().sum(dim=(1, 2, 3)) for w, _ in first)
         bound = float((per_out * INPUT_LIMIT + first[1][1].abs() + first[0][1].abs()).max())
-        for w, b in [(first[0][0], first[0][1] + first[1][1]), (first[1][0], torch.zeros_like(first[1][1]))]:
+        cross = first[0][0][:, :, CROSS.bool()]
+        for w, b in [(cross, first[0][1] + first[1][1]), (first[1][0], torch.zeros_like(first[1][1]))]:
             layers.append({"weight": w.numpy().astype(np.int64), "bias": b.numpy().astype(np.int64)})
         for layer in (self.mid, self.out):
             w, b = layer.export()
@@ -91,6 +94,15 @@ class CheckerboardContext(nn.Module):
         if bound >= EXACT_LIMIT:
             raise ValueError(f"integer context layer may reach {bound:.3g}, beyond exact float64")
         return layers
+
+    def load_integers(self, layers: list[dict[str, np.ndarray]]) -> None:
+        """The inverse of `export`: the float values the integers stand for."""
+        anchors, hyper, mid, out = layers
+        full = np.zeros(tuple(self.anchors.weight.shape), np.int64)
+        full[:, :, CROSS.bool().numpy()] = anchors["weight"]
+        self.anchors.load_integers(full, anchors["bias"])
+        for layer, ints in zip((self.hyper, self.mid, self.out), (hyper, mid, out)):
+            layer.load_integers(ints["weight"], ints["bias"])
 
 
 def _requantize(acc: torch.Tensor) -> torch.Tensor:
@@ -109,7 +121,7 @@ def run_exact(layers: list[dict[str, np.ndarray]], symbols: np.ndarray, index: n
     """
     M, h, w = index.shape
     weights = [{k: torch.from_numpy(v.astype(np.float64)) for k, v in layer.items()} for layer in layers]
-    w_anchor = weights[0]["weight"]
+    w_cross = weights[0]["weight"]  # (hidden, M, 4): one matrix per anchor neighbour
     w_hyper, w_mid, w_out = (layer["weight"][:, :, 0, 0] for layer in weights[1:])
     b_first, b_mid, b_out = (layer["bias"][:, None] for layer in (weights[0], weights[2], weights[3]))
     taps = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if CROSS[dr + 1, dc + 1]]
@@ -127,9 +139,8 @@ def run_exact(layers: list[dict[str, np.ndarray]], symbols: np.ndarray, index: n
             hyper = np.concatenate([16 * index[:, r0:r1][:, targets],
                                     np.clip(mean_int[:, r0:r1][:, targets], -INPUT_LIMIT, INPUT_LIMIT)])
             acc = torch.addmm(b_first, w_hyper, torch.from_numpy(hyper.astype(np.float64)))
-            for dr, dc in taps:
-                neighbours = torch.from_numpy(x[:, rows + dr, cols + 1 + dc])
-                acc.addmm_(w_anchor[:, :, dr + 1, dc + 1], neighbours)
+            for k, (dr, dc) in enumerate(taps):
+                acc.addmm_(w_cross[:, :, k], torch.from_numpy(x[:, rows + dr, cols + 1 + dc]))
             a = _requantize(acc).clamp_(0, ACT_MAX)
             a = _requantize(torch.addmm(b_mid, w_mid, a)).clamp_(0, ACT_MAX)
             v = _requantize(torch.addmm(b_out, w_out, a)).numpy().astype(np.int64)

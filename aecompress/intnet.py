@@ -81,6 +81,12 @@ class QuantizedConv(nn.Module):
             b = torch.round(self.bias * 2.0**FRACTION_BITS / self.out_scale).long()
         return w, b
 
+    def load_integers(self, weight: np.ndarray, bias: np.ndarray) -> None:
+        """The inverse of `export`: the float values the integers stand for."""
+        with torch.no_grad():
+            self.weight.copy_(torch.from_numpy(weight).float() / self.weight_multiplier())
+            self.bias.copy_(torch.from_numpy(bias).float() * self.out_scale / 2.0**FRACTION_BITS)
+
 
 @dataclass(frozen=True)
 class HyperParams:

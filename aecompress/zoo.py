@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import intnet
 from .entropy import Tables, factorized_tables, gaussian_tables
 from .model import HyperpriorModel, ModelConfig
 
@@ -83,15 +82,6 @@ def _integer_context(net: HyperpriorModel) -> list[dict[str, np.ndarray]] | None
     return layers
 
 
-def _mirror(layers, ints: list[dict[str, np.ndarray]]) -> None:
-    """Set float QuantizedConv layers to the values their exported integers stand for."""
-    with torch.no_grad():
-        for layer, values in zip(layers, ints):
-            layer.weight.copy_(torch.from_numpy(values["weight"]).float() / layer.weight_multiplier())
-            bias = torch.from_numpy(values["bias"]).float()
-            layer.bias.copy_(bias * layer.out_scale / 2.0**intnet.FRACTION_BITS)
-
-
 def freeze(net: HyperpriorModel, name: str = "unsaved") -> CodingModel:
     """A coding model straight from a network in memory (used to evaluate during training)."""
     return CodingModel(
@@ -151,10 +141,10 @@ def load_file(path: str | Path, expected_sha256: str | None = None) -> CodingMod
     context = integers("context") if config.context else None
     if config.context and len(context) != 4:
         raise ValueError(f"{path}: the context model is damaged")
-    _mirror(net.h_s.layers, h_s)  # the float networks mirror the integers (used only for fine-tuning)
+    for layer, ints in zip(net.h_s.layers, h_s):  # the float networks mirror the integers (fine-tuning)
+        layer.load_integers(ints["weight"], ints["bias"])
     if context is not None:
-        c = net.context
-        _mirror([c.anchors, c.hyper, c.mid, c.out], context)
+        net.context.load_integers(context)
     state = {k: v.float() for k, v in blob["state"].items()}
     missing, unexpected = net.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith(("h_s.", "context.")) for k in missing):
