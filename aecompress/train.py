@@ -130,7 +130,10 @@ def add_noise(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
 
 def _remap_gains(old: torch.Tensor, old_cfg: ModelConfig, new_cfg: ModelConfig) -> torch.Tensor:
     """Anchor gains of one lambda range re-read at the lambdas of another (log-linear,
-    extrapolated beyond the old ends)."""
+    extrapolated beyond the old ends). The same range and anchors give the gains back exactly."""
+    if (old_cfg.lambda_min, old_cfg.lambda_max, old_cfg.anchors) == (new_cfg.lambda_min, new_cfg.lambda_max,
+                                                                     new_cfg.anchors):
+        return old.clone()
     t = torch.linspace(0, 1, new_cfg.anchors)
     lo, hi = math.log(old_cfg.lambda_min), math.log(old_cfg.lambda_max)
     pos = (torch.log(lambda_at(new_cfg, t)) - lo) / (hi - lo) * (old_cfg.anchors - 1)
@@ -244,6 +247,9 @@ def warm_start(model: HyperpriorModel, source: str | Path) -> float:
     if not same or old_cfg.M > new_cfg.M or old_cfg.transform_width > new_cfg.transform_width:
         raise ValueError(f"{source}: {old_cfg} does not fit {new_cfg} (same N, levels, anchors "
                          "and GDN; M and the transform width may only grow)")
+    if old_cfg.context and (old_cfg.M, old_cfg.context) != (new_cfg.M, new_cfg.context):
+        raise ValueError(f"{source}: its context model fits only M={old_cfg.M} with {old_cfg.context} "
+                         "hidden channels; grow a model without one, then add one (--context-only)")
     state = {k: v.float() for k, v in state.items()}
     for key in ("log_gain", "log_inverse_gain"):
         state[key] = _remap_gains(state[key], old_cfg, new_cfg)

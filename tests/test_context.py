@@ -129,3 +129,12 @@ def test_context_only_training_changes_nothing_else(tmp_path):
                zip(after.state_dict().items(), before.state_dict().values()) if name.startswith("context."))
     with pytest.raises(ValueError, match="no context model"):
         set_context_only(HyperpriorModel(ModelConfig(N=8, M=12)))
+
+
+def test_a_context_model_does_not_grow_with_y(tmp_path):
+    source = tiny_context_model_file(tmp_path / "source.pt")
+    with pytest.raises(ValueError, match="context model fits only M=12"):
+        warm_start(HyperpriorModel(ModelConfig(N=8, M=16, context=16)), source)
+    model = HyperpriorModel(ModelConfig(N=8, M=12, context=16))
+    warm_start(model, source)  # the same model: everything loads, the context model too
+    assert torch.equal(model.context.out.weight, zoo.load_file(source).net.context.out.weight)
