@@ -59,7 +59,7 @@ class CheckerboardContext(nn.Module):
         """Training path. y_hat: gained y_hat' (anchors; non-anchors are ignored), index on the
         integer grid, mean in real units, all (B, M, h, w) -> corrected (index, mean) for every
         position; only the non-anchors' are meant to be used."""
-        with torch.autocast(y_hat.device.type, enabled=False), torch.no_grad():
+        with torch.no_grad():  # weights off the cross stay zero, whatever the optimizer did
             self.anchors.weight.mul_(self.anchors.mask)
         with torch.autocast(y_hat.device.type, enabled=False):
             h, w = y_hat.shape[-2:]
