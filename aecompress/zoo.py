@@ -64,22 +64,20 @@ def _tables_from_dict(d: dict) -> Tables:
     return Tables(counts=counts, offset=d["offset"].numpy().astype(np.int32), length=length)
 
 
-def _integer_h_s(net: HyperpriorModel) -> list[dict[str, np.ndarray]]:
-    h_s = net.h_s.export()
-    for layer in h_s:
+def _int32(layers: list[dict[str, np.ndarray]], what: str) -> list[dict[str, np.ndarray]]:
+    """Exported integer layers, checked to fit the int32 they are stored as."""
+    for layer in layers:
         if np.abs(layer["weight"]).max() >= 2**31 or np.abs(layer["bias"]).max() >= 2**31:
-            raise ValueError("integer h_s weights do not fit in int32")
-    return h_s
+            raise ValueError(f"integer {what} weights do not fit in int32")
+    return layers
+
+
+def _integer_h_s(net: HyperpriorModel) -> list[dict[str, np.ndarray]]:
+    return _int32(net.h_s.export(), "h_s")
 
 
 def _integer_context(net: HyperpriorModel) -> list[dict[str, np.ndarray]] | None:
-    if not net.config.context:
-        return None
-    layers = net.context.export()
-    for layer in layers:
-        if np.abs(layer["weight"]).max() >= 2**31 or np.abs(layer["bias"]).max() >= 2**31:
-            raise ValueError("integer context weights do not fit in int32")
-    return layers
+    return _int32(net.context.export(), "context") if net.config.context else None
 
 
 def freeze(net: HyperpriorModel, name: str = "unsaved") -> CodingModel:
