@@ -227,6 +227,9 @@ def info(file, as_json, stats, model):
               "they learn to carry information before they pay for it.")
 @click.option("--context", type=click.IntRange(min=1), help="Add a checkerboard context model with this many "
               "hidden channels: y is coded in two passes, the second with tables sharpened by the first.")
+@click.option("--context-slices", type=click.IntRange(min=1), help="Code the anchors of the context model in "
+              "this many channel groups, each with tables sharpened by the groups before it (M must "
+              "split evenly).")
 @click.option("--context-only", is_flag=True, help="Train only the context model, on rates alone; the "
               "rest of an --init model stays exactly as it is (fast: g_s is never run).")
 @click.option("--bf16/--fp32", "autocast", default=None,
@@ -239,7 +242,7 @@ def info(file, as_json, stats, model):
 @click.option("--export", "export_name", help="After training, write weights/<NAME>.pt and list it.")
 @files.one_line_errors
 def train(data, out, steps, batch, crop, lr, channels, width, lambdas, quality_power, denoise, init, uncharged_steps,
-          context, context_only, autocast, eval_dir, eval_every, smoke, fresh, export_name):
+          context, context_slices, context_only, autocast, eval_dir, eval_every, smoke, fresh, export_name):
     """Train a model (resumes from OUT/checkpoint.pt). Runs under torchrun for several processes.
 
     \b
@@ -248,6 +251,7 @@ def train(data, out, steps, batch, crop, lr, channels, width, lambdas, quality_p
       aecompress train --init weights/hyperprior-64-128.pt --channels 64 192 --uncharged-steps 2000 --out runs/wide
       aecompress train --init weights/hyperprior-dn-64-192-v3.pt --width 96 --out runs/w96
       aecompress train --init weights/hyperprior-dn-w96-64-192.pt --context 192 --context-only --out runs/ctx
+      aecompress train --init weights/hyperprior-dn-w96-64-192-ctx.pt --context-slices 4 --context-only --out runs/slices
       torchrun --nproc-per-node 8 -m aecompress train --batch 16
     """
     from dataclasses import replace
@@ -272,14 +276,18 @@ def train(data, out, steps, batch, crop, lr, channels, width, lambdas, quality_p
         model_overrides.update(lambda_min=lambdas[0], lambda_max=lambdas[1])
     if context:
         model_overrides.update(context=context)
+    if context_slices:
+        model_overrides.update(context_slices=context_slices)
     if model_overrides:
         cfg = replace(cfg, model=ModelConfig(**{**cfg.model.to_dict(), **model_overrides}))
+    if cfg.model.context_slices > 1 and not cfg.model.context:
+        raise click.UsageError("--context-slices groups the anchors of a context model: add --context")
     if uncharged_steps:
         if source_model is None:
             raise click.UsageError("--uncharged-steps needs --init (the channels beyond the source's M)")
         cfg = replace(cfg, uncharged_from=source_model.M, uncharged_steps=uncharged_steps)
     if context_only:
-        if source_model is None or model_overrides.keys() - {"context"}:
+        if source_model is None or model_overrides.keys() - {"context", "context_slices"}:
             raise click.UsageError("--context-only trains a context model for an --init model, which it "
                                    "leaves as it is: no --channels, --width, --lambdas or --denoise")
         if not cfg.model.context:

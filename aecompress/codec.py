@@ -4,8 +4,9 @@
     z_hat --h_s (exact integers)--> index, mean --> round(y' - mean) --coder--> y stream
     streams + header --container--> .aec
 
-With a context model the y stream has two parts: the anchors, then the other half of y with
-the index and mean that the context model derives from the decoded anchors (context.py).
+With a context model the y stream has several parts: the anchors (in channel groups, if the
+model has them), then the other half of y, each part with the index and mean that the context
+model derives from the parts decoded before it (context.py).
 
 Decoding runs the same integer steps in reverse order, then g_s on any device.
 """
@@ -160,11 +161,12 @@ def _symbols(y: torch.Tensor, mean_int: np.ndarray, out: np.ndarray | None = Non
 def _latents(model: zoo.CodingModel, y: torch.Tensor, z_hat: np.ndarray, index: np.ndarray,
              mean_int: np.ndarray) -> Latents:
     """Quantize y' with the hyperprior's index and mean, which the context model (if any)
-    then corrects in place from the anchors' symbols."""
+    then corrects in place, part by part, from the symbols of the parts before."""
     y_symbols = _symbols(y, mean_int)
     if model.context is not None:
-        context.run_exact(model.context, y_symbols, index, mean_int, model.config.levels)
-        _symbols(y, mean_int, out=y_symbols)  # the anchors' symbols are as before
+        for part in context.parts(model.context, model.config.M)[1:]:
+            context.correct(part, y_symbols, index, mean_int, model.config.levels)
+            _symbols(y[:, part.channels], mean_int[part.channels], out=y_symbols[part.channels])
     return Latents(z_hat=z_hat, y_symbols=y_symbols, index=index, mean_int=mean_int)
 
 
@@ -185,8 +187,11 @@ def encode_latents(model: zoo.CodingModel, latents: Latents) -> tuple[bytes, byt
     z = coder.encode(latents.z_hat, _z_table_ids(latents.z_hat.shape), model.z_tables)
     if model.context is None:
         return z, coder.encode(latents.y_symbols, latents.index, model.y_tables)
-    anchors = context.anchor_mask(*latents.y_symbols.shape[1:])
-    parts = [(latents.y_symbols[:, half], latents.index[:, half]) for half in (anchors, ~anchors)]
+    h, w = latents.y_symbols.shape[1:]
+    parts = []
+    for part in context.parts(model.context, model.config.M):
+        at = part.positions(h, w)
+        parts.append((latents.y_symbols[part.channels][:, at], latents.index[part.channels][:, at]))
     return z, coder.encode_parts(parts, model.y_tables)
 
 
@@ -199,12 +204,13 @@ def decode_latents(model: zoo.CodingModel, z_stream: bytes, y_stream: bytes, wid
     if model.context is None:
         y_symbols = coder.decode(y_stream, index, model.y_tables)
     else:
-        anchors = context.anchor_mask(hy, wy)
         reader = coder.Reader(y_stream)
         y_symbols = np.zeros(index.shape, np.int32)
-        y_symbols[:, anchors] = reader.read(index[:, anchors], model.y_tables)
-        context.run_exact(model.context, y_symbols, index, mean_int, model.config.levels)
-        y_symbols[:, ~anchors] = reader.read(index[:, ~anchors], model.y_tables)
+        for part in context.parts(model.context, model.config.M):
+            if part.layers is not None:
+                context.correct(part, y_symbols, index, mean_int, model.config.levels)
+            at, channels = part.positions(hy, wy), part.channels
+            y_symbols[channels][:, at] = reader.read(index[channels][:, at], model.y_tables)
         reader.finish()
     return Latents(z_hat=z_hat, y_symbols=y_symbols, index=index, mean_int=mean_int)
 

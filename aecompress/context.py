@@ -1,27 +1,39 @@
-"""The checkerboard context model: half of y is coded first and sharpens the tables of the rest.
+"""The context model: the latents of y decoded first sharpen the tables of the rest.
 
 He et al., "Checkerboard context model for efficient learned image compression", CVPR 2021.
 The latents of y are split like the squares of a checkerboard. Anchors ((row + col) even) are
-coded with the hyperprior's tables alone, as before. Once they are decoded, every other latent
-sees its four anchor neighbours (all channels), and a small integer network corrects the
-hyperprior's scale index and mean there:
+coded first. Once they are decoded, every other latent sees its four anchor neighbours (all
+channels), and a small integer network corrects the hyperprior's scale index and mean there.
 
-    [anchor y_hat, 3x3 cross]  --conv-+
-    [16 * index, mean] (1x1)   --conv-+--> QReLU --1x1--> QReLU --1x1--> [d_index (M), d_mean (M)]
+With `slices` > 1 the anchors are coded in that many equal groups of channels, and the tables
+of each group are corrected the same way from the groups before it, at the same position and
+its four diagonal anchor neighbours (a channel-wise context, as in Minnen and Singh,
+"Channel-wise autoregressive entropy models for learned image compression", ICIP 2020):
 
-    index' = clip(index + d_index),  mean' = mean + d_mean        (non-anchors only)
+    part 1      anchors, channels of group 1      the hyperprior's tables
+    part k      anchors, channels of group k      corrected from groups 1..k-1   (DIAGONAL taps)
+    last part   other positions, all channels     corrected from all anchors     (CROSS taps)
 
-Both passes need only the one extra network run between them, so decoding stays parallel.
-Like h_s (intnet.py) it is an integer network: it trains in float on the integer grid, and
-for coding `run_exact` evaluates the exported integers in float64 where every sum is exact,
-so the tables the decoder picks are bit-identical to the encoder's on any machine.
+Every correction is one network (`ContextNet`):
 
-Its inputs are integers in units of MEAN_SCALE: an anchor's y_hat' = symbol + mean is
-16 * symbol + mean_int, the index enters as 16 * index. The last layer starts at zero, so an
+    [decoded y_hat, taps of a 3x3 window]  --conv-+
+    [16 * index, mean] (1x1)               --conv-+--> QReLU --1x1--> QReLU --1x1--> [d_index, d_mean]
+
+    index' = clip(index + d_index),  mean' = mean + d_mean
+
+Each part needs only one network run before it, so decoding stays parallel within a part.
+Like h_s (intnet.py) these are integer networks: they train in float on the integer grid, and
+for coding `correct` evaluates the exported integers in float64 where every sum is exact, so
+the tables the decoder picks are bit-identical to the encoder's on any machine.
+
+Their inputs are integers in units of MEAN_SCALE: a decoded y_hat' = symbol + mean is
+16 * symbol + mean_int, the index enters as 16 * index. Last layers start at zero, so an
 untrained context model leaves the hyperprior's tables exactly as they were.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -32,6 +44,8 @@ from .layers import round_ste
 
 INPUT_LIMIT = MEAN_LIMIT  # inputs (units of MEAN_SCALE) are clipped to +-this on the way in
 CROSS = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])  # a non-anchor's anchor neighbours
+DIAGONAL = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 1.0]])  # an anchor and its anchor neighbours
+LAYERS = 4  # integer layers per network: taps, hyper, mid, out
 
 
 def anchor_mask(h: int, w: int) -> np.ndarray:
@@ -39,53 +53,55 @@ def anchor_mask(h: int, w: int) -> np.ndarray:
     return (np.add.outer(np.arange(h), np.arange(w)) % 2) == 0
 
 
-class CheckerboardContext(nn.Module):
-    def __init__(self, M: int, hidden: int, levels: int):
+class ContextNet(nn.Module):
+    """One correction: `seen` decoded channels (at the anchors, through `taps`) and the
+    hyperprior's index and mean of `coded` channels -> their corrected index and mean."""
+
+    def __init__(self, seen: int, coded: int, hidden: int, levels: int, taps: torch.Tensor):
         super().__init__()
-        self.M, self.levels = M, levels
+        self.coded, self.levels = coded, levels
         act = torch.full((hidden,), ACT_SCALE)
-        out = torch.cat([torch.ones(M), torch.full((M,), MEAN_SCALE)])
-        self.anchors = QuantizedConv(M, hidden, 3, 1, False, MEAN_SCALE, act)
-        self.hyper = QuantizedConv(2 * M, hidden, 1, 1, False, MEAN_SCALE, act)
+        out = torch.cat([torch.ones(coded), torch.full((coded,), MEAN_SCALE)])
+        self.anchors = QuantizedConv(seen, hidden, 3, 1, False, MEAN_SCALE, act)
+        self.hyper = QuantizedConv(2 * coded, hidden, 1, 1, False, MEAN_SCALE, act)
         self.mid = QuantizedConv(hidden, hidden, 1, 1, False, ACT_SCALE, act)
-        self.out = QuantizedConv(hidden, 2 * M, 1, 1, False, ACT_SCALE, out)
-        self.anchors.register_buffer("mask", CROSS.expand(hidden, M, 3, 3).clone(), persistent=False)
+        self.out = QuantizedConv(hidden, 2 * coded, 1, 1, False, ACT_SCALE, out)
+        self.anchors.register_buffer("mask", taps.expand(hidden, seen, 3, 3).clone(), persistent=False)
         with torch.no_grad():
             self.hyper.bias.fill_(0.5)  # hidden units start awake
             self.out.weight.zero_()
             self.out.bias.zero_()
 
-    def forward(self, y_hat: torch.Tensor, index: torch.Tensor, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training path. y_hat: gained y_hat' (anchors; non-anchors are ignored), index on the
-        integer grid, mean in real units, all (B, M, h, w) -> corrected (index, mean) for every
-        position; only the non-anchors' are meant to be used."""
-        with torch.no_grad():  # weights off the cross stay zero, whatever the optimizer did
+    def correct(self, y_hat: torch.Tensor, index: torch.Tensor, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training path. y_hat: gained y_hat' of the seen channels (only the anchors are read),
+        index on the integer grid and mean in real units of the coded channels, all (B, C, h, w)
+        -> corrected (index, mean) at every position; only the target positions are meant to be used."""
+        with torch.no_grad():  # weights off the taps stay zero, whatever the optimizer did
             self.anchors.weight.mul_(self.anchors.mask)
-        with torch.autocast(y_hat.device.type, enabled=False):
-            h, w = y_hat.shape[-2:]
-            keep = torch.from_numpy(anchor_mask(h, w)).to(y_hat.device)
-            limit = INPUT_LIMIT * MEAN_SCALE
-            x = (y_hat.float() * keep).clamp(-limit, limit)
-            hyper = torch.cat([index.float() * 16 * MEAN_SCALE, mean.float().clamp(-limit, limit)], 1)
-            a = round_ste(self.anchors(x) + self.hyper(hyper)).clamp(0, ACT_MAX) * ACT_SCALE
-            a = round_ste(self.mid(a)).clamp(0, ACT_MAX) * ACT_SCALE
-            v = round_ste(self.out(a))
-            new_index = (index + v[:, : self.M]).clamp(0, self.levels - 1)
-            new_mean = (mean + v[:, self.M :] * MEAN_SCALE).clamp(-limit, limit)
+        h, w = y_hat.shape[-2:]
+        keep = torch.from_numpy(anchor_mask(h, w)).to(y_hat.device)
+        limit = INPUT_LIMIT * MEAN_SCALE
+        x = (y_hat.float() * keep).clamp(-limit, limit)
+        hyper = torch.cat([index.float() * 16 * MEAN_SCALE, mean.float().clamp(-limit, limit)], 1)
+        a = round_ste(self.anchors(x) + self.hyper(hyper)).clamp(0, ACT_MAX) * ACT_SCALE
+        a = round_ste(self.mid(a)).clamp(0, ACT_MAX) * ACT_SCALE
+        v = round_ste(self.out(a))
+        new_index = (index + v[:, : self.coded]).clamp(0, self.levels - 1)
+        new_mean = (mean + v[:, self.coded :] * MEAN_SCALE).clamp(-limit, limit)
         return new_index, new_mean
 
     def export(self) -> list[dict[str, np.ndarray]]:
-        """Integer weights and biases [anchors, hyper, mid, out], checked against exact float64.
-        The anchors' weights keep only the cross, (hidden, M, 4) in raster order of its taps;
-        the first layer's bias is all in the anchors' entry."""
+        """Integer weights and biases [taps, hyper, mid, out], checked against exact float64.
+        The first layer keeps only its taps, (hidden, seen, taps) in raster order; the first
+        layer's bias is all in the taps' entry."""
         with torch.no_grad():
             self.anchors.weight.mul_(self.anchors.mask)
         layers = []
         first = [self.anchors.export(), self.hyper.export()]
         per_out = sum(w.abs().sum(dim=(1, 2, 3)) for w, _ in first)
         bound = float((per_out * INPUT_LIMIT + first[1][1].abs() + first[0][1].abs()).max())
-        cross = first[0][0][:, :, CROSS.bool()]
-        for w, b in [(cross, first[0][1] + first[1][1]), (first[1][0], torch.zeros_like(first[1][1]))]:
+        taps = first[0][0][:, :, self.anchors.mask[0, 0].bool()]
+        for w, b in [(taps, first[0][1] + first[1][1]), (first[1][0], torch.zeros_like(first[1][1]))]:
             layers.append({"weight": w.numpy().astype(np.int64), "bias": b.numpy().astype(np.int64)})
         for layer in (self.mid, self.out):
             w, b = layer.export()
@@ -97,53 +113,118 @@ class CheckerboardContext(nn.Module):
 
     def load_integers(self, layers: list[dict[str, np.ndarray]]) -> None:
         """The inverse of `export`: the float values the integers stand for."""
-        anchors, hyper, mid, out = layers
+        taps, hyper, mid, out = layers
         full = np.zeros(tuple(self.anchors.weight.shape), np.int64)
-        full[:, :, CROSS.bool().numpy()] = anchors["weight"]
-        self.anchors.load_integers(full, anchors["bias"])
+        full[:, :, self.anchors.mask[0, 0].bool().numpy()] = taps["weight"]
+        self.anchors.load_integers(full, taps["bias"])
         for layer, ints in zip((self.hyper, self.mid, self.out), (hyper, mid, out)):
             layer.load_integers(ints["weight"], ints["bias"])
+
+
+class CheckerboardContext(ContextNet):
+    """The network of the non-anchors (from all anchors), plus one network for each channel
+    group of the anchors after the first (from the groups before it; `hidden` // 2 channels)."""
+
+    def __init__(self, M: int, hidden: int, levels: int, slices: int = 1):
+        super().__init__(M, M, hidden, levels, CROSS)
+        if slices < 1 or M % slices:
+            raise ValueError(f"the anchors' {M} channels do not split into {slices} equal groups")
+        group = M // slices
+        self.slices = nn.ModuleList(ContextNet(k * group, group, max(1, hidden // 2), levels, DIAGONAL)
+                                    for k in range(1, slices))
+
+    def forward(self, y: torch.Tensor, index: torch.Tensor, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training path: gained y' and the hyperprior's index (integer grid) and mean, all
+        (B, M, h, w) -> the index and mean each latent is coded with."""
+        with torch.autocast(y.device.type, enabled=False):
+            y = y.float()
+            keep = torch.from_numpy(anchor_mask(*y.shape[-2:])).to(y.device)
+            group = self.coded // (len(self.slices) + 1)
+            indexes, means = list(index.split(group, 1)), list(mean.split(group, 1))
+            for k, net in enumerate(self.slices, start=1):
+                seen_mean = torch.cat(means[:k], 1)
+                y_hat = round_ste(y[:, : k * group] - seen_mean) + seen_mean
+                new_index, new_mean = net.correct(y_hat, indexes[k], means[k])
+                indexes[k] = torch.where(keep, new_index, indexes[k])
+                means[k] = torch.where(keep, new_mean, means[k])
+            index, mean = torch.cat(indexes, 1), torch.cat(means, 1)
+            new_index, new_mean = self.correct(round_ste(y - mean) + mean, index, mean)
+            return torch.where(keep, index, new_index), torch.where(keep, mean, new_mean)
+
+    def export(self) -> list[list[dict[str, np.ndarray]]]:
+        """The integer networks: the non-anchors' first, then one per further anchor group."""
+        return [super().export(), *(net.export() for net in self.slices)]
+
+    def load_integers(self, nets: list[list[dict[str, np.ndarray]]]) -> None:
+        super().load_integers(nets[0])
+        for net, layers in zip(self.slices, nets[1:], strict=True):
+            net.load_integers(layers)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of the y stream: some channels, at the anchors or at the other positions."""
+
+    channels: slice
+    anchors: bool
+    layers: list[dict[str, np.ndarray]] | None  # the network correcting its tables; None: the hyperprior's
+
+    def positions(self, h: int, w: int) -> np.ndarray:
+        mask = anchor_mask(h, w)
+        return mask if self.anchors else ~mask
+
+
+def parts(nets: list[list[dict[str, np.ndarray]]], M: int) -> list[Part]:
+    """The parts of y in coding order, for the exported networks of a context model."""
+    non_anchors, *groups = nets
+    first = groups[0][0]["weight"].shape[1] if groups else M  # the channels the first group's network sees
+    order = [Part(slice(0, first), True, None)]
+    for layers in groups:
+        seen, coded = layers[0]["weight"].shape[1], layers[1]["weight"].shape[1] // 2
+        order.append(Part(slice(seen, seen + coded), True, layers))
+    return [*order, Part(slice(0, M), False, non_anchors)]
 
 
 def _requantize(acc: torch.Tensor) -> torch.Tensor:
     return acc.mul_(2.0**-FRACTION_BITS).add_(0.5).floor_()
 
 
-def run_exact(layers: list[dict[str, np.ndarray]], symbols: np.ndarray, index: np.ndarray,
-              mean_int: np.ndarray, levels: int, band: int = 32) -> None:
-    """Correct index and mean_int (int32, (M, h, w)) in place at the non-anchors, from the
-    y symbols of the anchors (the other positions of `symbols` are not read).
+def correct(part: Part, symbols: np.ndarray, index: np.ndarray, mean_int: np.ndarray, levels: int,
+            band: int = 32) -> None:
+    """Correct index and mean_int (int32, (M, h, w)) in place for one part, from the y symbols
+    decoded before it: the anchors of all channels, or of the channels before the part's.
 
-    Only the non-anchors are computed: the cross of anchor neighbours as four matrix products
-    (one per neighbour), then the 1x1 layers. Runs in bands of `band` rows with one row of
-    context on each side: memory stays bounded, and the result equals one pass over the whole
-    latent, since every step is exact.
+    Only the part's positions are computed: the taps as one matrix product each, then the 1x1
+    layers. Runs in bands of `band` rows with one row of context on each side: memory stays
+    bounded, and the result equals one pass over the whole latent, since every step is exact.
     """
-    M, h, w = index.shape
-    weights = [{k: torch.from_numpy(v.astype(np.float64)) for k, v in layer.items()} for layer in layers]
-    w_cross = weights[0]["weight"]  # (hidden, M, 4): one matrix per anchor neighbour
+    taps, seen = (DIAGONAL, part.channels.start) if part.anchors else (CROSS, index.shape[0])
+    weights = [{k: torch.from_numpy(v.astype(np.float64)) for k, v in layer.items()} for layer in part.layers]
+    w_taps = weights[0]["weight"]  # (hidden, seen, taps): one matrix per tap
     w_hyper, w_mid, w_out = (layer["weight"][:, :, 0, 0] for layer in weights[1:])
     b_first, b_mid, b_out = (layer["bias"][:, None] for layer in (weights[0], weights[2], weights[3]))
-    taps = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if CROSS[dr + 1, dc + 1]]
+    offsets = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if taps[dr + 1, dc + 1]]
+    coded_index, coded_mean = index[part.channels], mean_int[part.channels]  # views: written in place
+    G, h, w = coded_index.shape
     anchors = anchor_mask(h, w)
+    targets = part.positions(h, w)
     with torch.no_grad():
         for r0 in range(0, h, band):
             r1 = min(h, r0 + band)
             lo, hi = max(0, r0 - 1), min(h, r1 + 1)
-            y_hat_int = 16 * symbols[:, lo:hi].astype(np.int64) + mean_int[:, lo:hi]
+            y_hat_int = 16 * symbols[:seen, lo:hi].astype(np.int64) + mean_int[:seen, lo:hi]
             y_hat_int = np.where(anchors[lo:hi], np.clip(y_hat_int, -INPUT_LIMIT, INPUT_LIMIT), 0)
             x = np.pad(y_hat_int.astype(np.float64), ((0, 0), (1, 1), (1, 1)))  # zeros beyond the edges
-            targets = ~anchors[r0:r1]
-            rows, cols = np.nonzero(targets)
+            at = targets[r0:r1]
+            rows, cols = np.nonzero(at)
             rows = rows + (r0 - lo) + 1  # in the padded band
-            hyper = np.concatenate([16 * index[:, r0:r1][:, targets],
-                                    np.clip(mean_int[:, r0:r1][:, targets], -INPUT_LIMIT, INPUT_LIMIT)])
+            band_index, band_mean = coded_index[:, r0:r1], coded_mean[:, r0:r1]
+            hyper = np.concatenate([16 * band_index[:, at], np.clip(band_mean[:, at], -INPUT_LIMIT, INPUT_LIMIT)])
             acc = torch.addmm(b_first, w_hyper, torch.from_numpy(hyper.astype(np.float64)))
-            for k, (dr, dc) in enumerate(taps):
-                acc.addmm_(w_cross[:, :, k], torch.from_numpy(x[:, rows + dr, cols + 1 + dc]))
+            for k, (dr, dc) in enumerate(offsets):
+                acc.addmm_(w_taps[:, :, k], torch.from_numpy(x[:, rows + dr, cols + 1 + dc]))
             a = _requantize(acc).clamp_(0, ACT_MAX)
             a = _requantize(torch.addmm(b_mid, w_mid, a)).clamp_(0, ACT_MAX)
             v = _requantize(torch.addmm(b_out, w_out, a)).numpy().astype(np.int64)
-            rows_index, rows_mean = index[:, r0:r1], mean_int[:, r0:r1]
-            rows_index[:, targets] = np.clip(rows_index[:, targets] + v[:M], 0, levels - 1)
-            rows_mean[:, targets] = np.clip(rows_mean[:, targets] + v[M:], -MEAN_LIMIT, MEAN_LIMIT)
+            band_index[:, at] = np.clip(band_index[:, at] + v[:G], 0, levels - 1)
+            band_mean[:, at] = np.clip(band_mean[:, at] + v[G:], -MEAN_LIMIT, MEAN_LIMIT)

@@ -10,7 +10,8 @@ zero at level 0), and training pairs noisy inputs with clean targets. Only the e
 changes, so a denoised file needs nothing new to decode.
 
 With `context`, a checkerboard context model (context.py) refines index and mu at half of the
-positions from the decoded other half: y is then coded in two passes.
+positions from the decoded other half: y is then coded in two passes. With `context_slices`,
+the anchors are coded in that many channel groups, each refined by the groups before it.
 
 Minnen, Balle, Toderici, "Joint autoregressive and hierarchical priors", NeurIPS 2018 (the
 mean-scale hyperprior, without the serial context model); Cui et al., "Asymmetric gained
@@ -28,7 +29,7 @@ import torch
 from torch import nn
 
 from . import intnet
-from .context import CheckerboardContext, anchor_mask
+from .context import CheckerboardContext
 from .entropy import FactorizedPrior, gaussian_likelihood, scale_from_index
 from .layers import round_ste
 from .transforms import g_a, g_s, h_a
@@ -48,6 +49,7 @@ class ModelConfig:
     simplified_gdn: bool = False  # |x| instead of sqrt(x^2) in (I)GDN
     width: int | None = None  # channels of g_a and g_s; None: N
     context: int = 0  # hidden channels of the checkerboard context model (context.py); 0: none
+    context_slices: int = 1  # channel groups of the anchors, each refined by those before it
 
     @property
     def transform_width(self) -> int:
@@ -87,7 +89,7 @@ class HyperpriorModel(nn.Module):
         self.h_s = intnet.IntegerHyperSynthesis(N, M, config.levels)
         self.z_prior = FactorizedPrior(N)
         if config.context:
-            self.context = CheckerboardContext(M, config.context, config.levels)
+            self.context = CheckerboardContext(M, config.context, config.levels, config.context_slices)
         self.rate_from_rounded_z = False  # set for the final fine-tune of the entropy path
         self.uncharged_from: int | None = None  # channels of y from here on cost no bits (training)
         # Gain vectors start at the step sizes high-rate theory suggests (step ~ 1/sqrt(lambda)).
@@ -136,12 +138,8 @@ class HyperpriorModel(nn.Module):
             z = self.h_a(y)
             z_hat = round_ste(z)
             index, mean = self.h_s(z_hat, y.shape[-2:])
-            if self.config.context:  # anchors as the hyperprior codes them; the rest sees them
-                anchors = torch.from_numpy(anchor_mask(*y.shape[-2:])).to(y.device)
-                y_hat_anchors = round_ste(y - mean) + mean
-                context_index, context_mean = self.context(y_hat_anchors, index, mean)
-                index = torch.where(anchors, index, context_index)
-                mean = torch.where(anchors, mean, context_mean)
+            if self.config.context:  # the tables refined from what is decoded before each latent
+                index, mean = self.context(y, index, mean)
             sigma = scale_from_index(index, self.config.levels)
             residual = y - mean
             if self.training:

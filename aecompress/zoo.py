@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .context import LAYERS as CONTEXT_LAYERS
 from .entropy import Tables, factorized_tables, gaussian_tables
 from .model import HyperpriorModel, ModelConfig
 
@@ -39,7 +40,7 @@ class CodingModel:
     y_tables: Tables
     z_tables: Tables
     metadata: dict
-    context: list[dict[str, np.ndarray]] | None = None  # the integer context model, if the model has one
+    context: list[list[dict[str, np.ndarray]]] | None = None  # the integer context networks (context.parts)
 
     @property
     def config(self) -> ModelConfig:
@@ -76,8 +77,8 @@ def _integer_h_s(net: HyperpriorModel) -> list[dict[str, np.ndarray]]:
     return _int32(net.h_s.export(), "h_s")
 
 
-def _integer_context(net: HyperpriorModel) -> list[dict[str, np.ndarray]] | None:
-    return _int32(net.context.export(), "context") if net.config.context else None
+def _integer_context(net: HyperpriorModel) -> list[list[dict[str, np.ndarray]]] | None:
+    return [_int32(layers, "context") for layers in net.context.export()] if net.config.context else None
 
 
 def freeze(net: HyperpriorModel, name: str = "unsaved") -> CodingModel:
@@ -111,7 +112,8 @@ def export(net: HyperpriorModel, path: str | Path, name: str, metadata: dict | N
         "metadata": json.dumps(metadata or {}),
     }
     if context is not None:
-        blob["context"] = [{k: torch.from_numpy(v.astype(np.int32)) for k, v in layer.items()} for layer in context]
+        blob["context"] = [{k: torch.from_numpy(v.astype(np.int32)) for k, v in layer.items()}
+                           for layers in context for layer in layers]  # one flat list, CONTEXT_LAYERS per network
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -136,9 +138,12 @@ def load_file(path: str | Path, expected_sha256: str | None = None) -> CodingMod
         return [{k: v.numpy().astype(np.int64) for k, v in layer.items()} for layer in blob[key]]
 
     h_s = integers("h_s")
-    context = integers("context") if config.context else None
-    if config.context and len(context) != 4:
-        raise ValueError(f"{path}: the context model is damaged")
+    context = None
+    if config.context:
+        flat, size = integers("context"), CONTEXT_LAYERS
+        if len(flat) != size * config.context_slices:
+            raise ValueError(f"{path}: the context model is damaged")
+        context = [flat[i : i + size] for i in range(0, len(flat), size)]
     for layer, ints in zip(net.h_s.layers, h_s):  # the float networks mirror the integers (fine-tuning)
         layer.load_integers(ints["weight"], ints["bias"])
     if context is not None:

@@ -20,13 +20,14 @@ def tiny_model_file(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def tiny_context_model_file(path: Path, seed: int = 0) -> Path:
-    """A tiny model with a context model that does something: its last layer is not left at zero."""
+def tiny_context_model_file(path: Path, seed: int = 0, slices: int = 1) -> Path:
+    """A tiny model with a context model that does something: its last layers are not left at zero."""
     torch.manual_seed(seed)
-    net = HyperpriorModel(ModelConfig(N=8, M=12, context=16))
+    net = HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_slices=slices))
     with torch.no_grad():
-        net.context.out.weight.normal_(0, 0.02)
-        net.context.out.bias.normal_(0, 0.5)
+        for part in (net.context, *net.context.slices):
+            part.out.weight.normal_(0, 0.02)
+            part.out.bias.normal_(0, 0.5)
     zoo.export(net, path, "tiny-context-test")
     return path
 
@@ -41,9 +42,14 @@ def golden_model() -> zoo.CodingModel:
     return zoo.load_file(GOLDEN / "tiny.pt")
 
 
+GOLDEN_MODELS = {"context_": "tiny-context.pt", "groups_": "tiny-context-groups.pt"}  # by file-name prefix
+
+
 def golden_model_for(name: str) -> zoo.CodingModel:
-    """The model a golden file was written with: files named context_* use the context model."""
-    return zoo.load(str(GOLDEN / ("tiny-context.pt" if name.startswith("context_") else "tiny.pt")))
+    """The model a golden file was written with: context_* and groups_* files use the context
+    models (groups_: anchors in channel groups), the others tiny.pt."""
+    model = next((m for prefix, m in GOLDEN_MODELS.items() if name.startswith(prefix)), "tiny.pt")
+    return zoo.load(str(GOLDEN / model))
 
 
 def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:

@@ -80,7 +80,7 @@ def test_random_bytes_are_rejected(golden_model, data):
         codec.read(data, model=golden_model)
 
 
-@pytest.mark.parametrize("name", ["rgb_65x257_q30.aec", "context_rgb_70x90_q60.aec"])
+@pytest.mark.parametrize("name", ["rgb_65x257_q30.aec", "context_rgb_70x90_q60.aec", "groups_rgb_75x81_q45.aec"])
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_corrupted_streams_with_valid_checksum_fail_cleanly(name, data):

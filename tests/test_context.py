@@ -1,4 +1,4 @@
-"""The checkerboard context model: exact integers, two-part y streams, training it alone."""
+"""The context model: exact integers, y streams in parts, training it alone."""
 
 import numpy as np
 import pytest
@@ -11,9 +11,10 @@ from aecompress.train import TrainConfig, set_context_only, train, warm_start
 from conftest import smooth_image, tiny_context_model_file, tiny_model_file
 
 
-@pytest.fixture(scope="module")
-def tiny_context(tmp_path_factory) -> zoo.CodingModel:
-    return zoo.load_file(tiny_context_model_file(tmp_path_factory.mktemp("model") / "tiny-context.pt"))
+@pytest.fixture(scope="module", params=[1, 3], ids=["checkerboard", "3-anchor-groups"])
+def tiny_context(request, tmp_path_factory) -> zoo.CodingModel:
+    path = tmp_path_factory.mktemp("model") / "tiny-context.pt"
+    return zoo.load_file(tiny_context_model_file(path, slices=request.param))
 
 
 def hyper_and_context(model, h=40, w=56, quality=60):
@@ -36,39 +37,45 @@ def test_decode_inverts_encode_with_a_context_model(tiny_context, h, w):
     assert back.shape == rgb.shape
 
 
-def test_context_corrects_only_the_non_anchors(tiny_context):
+def test_context_corrects_all_but_the_first_part(tiny_context):
+    """The first part keeps the hyperprior's tables; every later part has its own."""
     latents, index, mean_int = hyper_and_context(tiny_context)
-    anchors = context.anchor_mask(*index.shape[1:])
-    np.testing.assert_array_equal(latents.index[:, anchors], index[:, anchors])
-    np.testing.assert_array_equal(latents.mean_int[:, anchors], mean_int[:, anchors])
-    assert (latents.index[:, ~anchors] != index[:, ~anchors]).any()
-    assert (latents.mean_int[:, ~anchors] != mean_int[:, ~anchors]).any()
+    first, *later = context.parts(tiny_context.context, tiny_context.config.M)
+    assert len(later) == len(tiny_context.context) == tiny_context.config.context_slices
+    at = first.positions(*index.shape[1:])
+    np.testing.assert_array_equal(latents.index[first.channels][:, at], index[first.channels][:, at])
+    np.testing.assert_array_equal(latents.mean_int[first.channels][:, at], mean_int[first.channels][:, at])
+    for part in later:
+        at = part.positions(*index.shape[1:])
+        assert (latents.index[part.channels][:, at] != index[part.channels][:, at]).any()
+        assert (latents.mean_int[part.channels][:, at] != mean_int[part.channels][:, at]).any()
 
 
 def test_exact_context_matches_the_training_network(tiny_context):
     """The float network the model trains with gives the integers the coder uses."""
     latents, index, mean_int = hyper_and_context(tiny_context)
-    y_hat = intnet.means(mean_int) + torch.from_numpy(latents.y_symbols).float()
+    y_hat = intnet.means(latents.mean_int) + torch.from_numpy(latents.y_symbols).float()
     with torch.no_grad():
         new_index, new_mean = tiny_context.net.context(
             y_hat[None], torch.from_numpy(index).float()[None], intnet.means(mean_int)[None])
-    anchors = context.anchor_mask(*index.shape[1:])
-    np.testing.assert_array_equal(new_index[0].numpy()[:, ~anchors], latents.index[:, ~anchors])
-    np.testing.assert_array_equal((new_mean[0] * 16).numpy()[:, ~anchors], latents.mean_int[:, ~anchors])
+    np.testing.assert_array_equal(new_index[0].numpy(), latents.index)
+    np.testing.assert_array_equal((new_mean[0] * 16).numpy(), latents.mean_int)
 
 
 @pytest.mark.parametrize("band", [1, 2, 5])
 def test_exact_context_does_not_depend_on_the_band_height(tiny_context, band):
     latents, index, mean_int = hyper_and_context(tiny_context)
-    index, mean_int = index.copy(), mean_int.copy()
-    context.run_exact(tiny_context.context, latents.y_symbols, index, mean_int, tiny_context.config.levels, band)
+    for part in context.parts(tiny_context.context, tiny_context.config.M)[1:]:
+        context.correct(part, latents.y_symbols, index, mean_int, tiny_context.config.levels, band)
     np.testing.assert_array_equal(index, latents.index)
     np.testing.assert_array_equal(mean_int, latents.mean_int)
 
 
-def test_an_untrained_context_model_leaves_the_tables_as_they_were(tmp_path):
+@pytest.mark.parametrize("slices", [1, 4])
+def test_an_untrained_context_model_leaves_the_tables_as_they_were(tmp_path, slices):
     torch.manual_seed(1)
-    zoo.export(HyperpriorModel(ModelConfig(N=8, M=12, context=16)), tmp_path / "m.pt", "fresh-context")
+    net = HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_slices=slices))
+    zoo.export(net, tmp_path / "m.pt", "fresh-context")
     model = zoo.load_file(tmp_path / "m.pt")
     latents, index, mean_int = hyper_and_context(model)
     np.testing.assert_array_equal(latents.index, index)
@@ -138,3 +145,21 @@ def test_a_context_model_does_not_grow_with_y(tmp_path):
     model = HyperpriorModel(ModelConfig(N=8, M=12, context=16))
     warm_start(model, source)  # the same model: everything loads, the context model too
     assert torch.equal(model.context.out.weight, zoo.load_file(source).net.context.out.weight)
+
+
+def test_anchor_groups_added_to_a_trained_context_model_start_where_it_was(tmp_path):
+    """Grouping the anchors of a trained model changes no table until the new networks learn."""
+    source = tiny_context_model_file(tmp_path / "source.pt")
+    grouped = HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_slices=4))
+    warm_start(grouped, source)
+    zoo.export(grouped, tmp_path / "grouped.pt", "grouped")
+    before, after = zoo.load_file(source), zoo.load_file(tmp_path / "grouped.pt")
+    assert len(after.context) == 4
+    rgb = smooth_image(48, 64, seed=3)
+    for name in ("y_symbols", "index", "mean_int"):
+        np.testing.assert_array_equal(getattr(codec.analyze(after, rgb, 40, torch.device("cpu")), name),
+                                      getattr(codec.analyze(before, rgb, 40, torch.device("cpu")), name))
+    with pytest.raises(ValueError, match="cannot be regrouped"):
+        warm_start(HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_slices=2)), tmp_path / "grouped.pt")
+    with pytest.raises(ValueError, match="do not split into 5 equal groups"):
+        HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_slices=5))

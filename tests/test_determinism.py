@@ -19,16 +19,16 @@ EXPECTED = json.loads((GOLDEN / "expected.json").read_text())
 OTHER_KERNELS = {"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default"}
 
 DECODE_IN_CHILD = """
-import hashlib, json, sys
+import json, sys
 import numpy as np
 sys.path.insert(0, {tests!r})
-from aecompress import codec, zoo
+from aecompress import codec
+from conftest import GOLDEN, golden_model_for
 from make_golden import symbols_digest
-models = {{False: zoo.load_file({golden!r} + '/tiny.pt'), True: zoo.load_file({golden!r} + '/tiny-context.pt')}}
 out = {{}}
 for name in sorted({names!r}):
-    model = models[name.startswith('context_')]
-    data = open({golden!r} + '/' + name, 'rb').read()
+    model = golden_model_for(name)
+    data = (GOLDEN / name).read_bytes()
     _, _, latents = codec.read(data, model=model)
     pixels = np.asarray(codec.decode(data, model=model))
     out[name] = [symbols_digest(latents), pixels.tolist()]
@@ -37,7 +37,7 @@ print(json.dumps(out))
 
 
 def decode_in_child(env_extra: dict) -> dict:
-    script = DECODE_IN_CHILD.format(tests=str(Path(__file__).parent), names=list(EXPECTED), golden=str(GOLDEN))
+    script = DECODE_IN_CHILD.format(tests=str(Path(__file__).parent), names=list(EXPECTED))
     env = {**os.environ, **env_extra}
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                             timeout=300, check=True)

@@ -236,6 +236,17 @@ def test_train_command_from_init_keeps_the_source_model_unless_told(data_dir, tm
     assert r.exit_code == 1 and "not a checkpoint or weights file" in r.output
     r = CliRunner().invoke(main, ["train", "--smoke", "--data", str(data_dir), "--uncharged-steps", "3"])
     assert r.exit_code == 2 and "--uncharged-steps needs --init" in r.output
+    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "groups"), "--context-slices", "3"])
+    assert r.exit_code == 2 and "add --context" in r.output
+    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "groups"), "--context", "16",
+                                  "--context-slices", "5"])
+    assert r.exit_code == 1 and "do not split into 5 equal groups" in r.output
+    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "groups"), "--context", "16",
+                                  "--context-slices", "3", "--context-only"])
+    assert r.exit_code == 0, r.output
+    saved = torch.load(tmp_path / "groups" / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert saved["train_config"]["model"]["context_slices"] == 3
+    assert saved["model"]["context.slices.1.out.weight"].shape[:2] == (8, 8)
 
 
 def test_bf16_training_keeps_the_entropy_model_in_fp32(data_dir, tmp_path):
