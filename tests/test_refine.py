@@ -24,10 +24,13 @@ def rd_cost(model: zoo.CodingModel, rgb: np.ndarray, data: bytes, quality: float
     return lam * 255**2 * mse + len(data) * 8 / (rgb.shape[0] * rgb.shape[1])
 
 
-@pytest.mark.parametrize("quality, at_most", [(30, 0.97), (85, 0.94)])
+@pytest.mark.parametrize("quality, at_most", [(30, 0.985), (85, 0.94)])
 def test_search_lowers_the_cost_of_the_real_file(quality, at_most):
     """With the shipped weights, effort 2 lowers D + R / lambda of the written file (measured on
-    this photo: by 5.0-5.4% at q30 and 10.2% at q85, where the amortized encoder is furthest off).
+    this photo with hyperprior-dn-w96-64-192-ctx4: by 2.0% at q30 and 9.8% at q85, where the
+    amortized encoder is furthest off; the search codes with the tables of the one-pass latents,
+    and the anchor groups' tables then move with the searched anchors, which costs most of its
+    gain at low rates: 5.0-5.4% at q30 with hyperprior-dn-w96-64-192-ctx).
     A whole photo, not a crop: on a file of 1 KB the header's fixed bytes blur the comparison."""
     model = zoo.load(None)
     rgb = np.asarray(Image.open(SAMPLE).convert("RGB"))
