@@ -177,12 +177,9 @@ class Part:
 def parts(nets: list[list[dict[str, np.ndarray]]], M: int) -> list[Part]:
     """The parts of y in coding order, for the exported networks of a context model."""
     non_anchors, *groups = nets
-    first = groups[0][0]["weight"].shape[1] if groups else M  # the channels the first group's network sees
-    order = [Part(slice(0, first), True, None)]
-    for layers in groups:
-        seen, coded = layers[0]["weight"].shape[1], layers[1]["weight"].shape[1] // 2
-        order.append(Part(slice(seen, seen + coded), True, layers))
-    return [*order, Part(slice(0, M), False, non_anchors)]
+    size = M // (len(groups) + 1)  # equal groups of channels (ModelConfig.context_slices)
+    anchors = [Part(slice(k * size, (k + 1) * size), True, layers) for k, layers in enumerate([None, *groups])]
+    return [*anchors, Part(slice(0, M), False, non_anchors)]
 
 
 def _requantize(acc: torch.Tensor) -> torch.Tensor:

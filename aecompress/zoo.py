@@ -140,10 +140,10 @@ def load_file(path: str | Path, expected_sha256: str | None = None) -> CodingMod
     h_s = integers("h_s")
     context = None
     if config.context:
-        flat, size = integers("context"), CONTEXT_LAYERS
-        if len(flat) != size * config.context_slices:
+        flat = integers("context")
+        if len(flat) != CONTEXT_LAYERS * config.context_slices:
             raise ValueError(f"{path}: the context model is damaged")
-        context = [flat[i : i + size] for i in range(0, len(flat), size)]
+        context = [flat[i : i + CONTEXT_LAYERS] for i in range(0, len(flat), CONTEXT_LAYERS)]
     for layer, ints in zip(net.h_s.layers, h_s):  # the float networks mirror the integers (fine-tuning)
         layer.load_integers(ints["weight"], ints["bias"])
     if context is not None:
