@@ -120,14 +120,12 @@ def analyze(model: zoo.CodingModel, rgb: np.ndarray, quality: float, device: tor
     if steps and noise:
         raise ValueError("--effort fits the latents to the input, noise included: use it without --denoise")
     y = tiling.analysis(model.net.to(device), rgb, device, noise).mul_(model.net.gain(quality))
-    latents = quantize_scaled(model, y, device)
-    if steps:  # the search keeps z_hat and these tables; the context then follows the new anchors
-        y = refine.refine(model, rgb, y, latents.index, latents.mean_int, quality, device, steps)
-        index, mean_int = latents.index, latents.mean_int
-        if model.context is not None:
-            index, mean_int = _hyper(model, latents.z_hat, tuple(y.shape[-2:]))
-        latents = _latents(model, y, latents.z_hat, index, mean_int)
-    return latents
+    if not steps:
+        return quantize_scaled(model, y, device)
+    z_hat = model.net.hyper_analysis(y.to(device))  # the search keeps z_hat and the hyperprior's tables
+    index, mean_int = _hyper(model, z_hat, tuple(y.shape[-2:]))
+    y = refine.refine(model, rgb, y, index, mean_int, quality, device, steps)
+    return _latents(model, y, z_hat, index, mean_int)
 
 
 def quantize(model: zoo.CodingModel, y: torch.Tensor, quality: float, device: torch.device) -> Latents:

@@ -7,7 +7,10 @@ compression", CVPR-W 2019; Yang et al., "Improving inference for neural image co
 NeurIPS 2020). Only the encoder works harder: the file format and the decoder do not change.
 
 z_hat stays as g_a and h_a chose it, so every step sees the exact integer means and scales the
-decoder will use. The first STEPS_RELAXED share of the steps replaces rounding by uniform
+decoder will use. With a context model, each step also runs the float context network (equal to
+the decoder's integer one on the integer grid) on the latents being searched: the tables follow
+the search, so a latent's cost counts what it saves its neighbours, and the rounded cost is the
+one the file will have. The first STEPS_RELAXED share of the steps replaces rounding by uniform
 noise (a smooth landscape); the rest round for real with straight-through gradients, and the
 best latents under the true, rounded cost are kept: a search never ends worse than its start.
 Large images are refined tile by tile (tiling.spans), each tile seeing its neighbours'
@@ -40,65 +43,73 @@ def steps_for(effort: int) -> int:
 class _Tile:
     """One tile's problem: its core latents are free, the margin around them is fixed."""
 
-    def __init__(self, net, y: torch.Tensor, mean: torch.Tensor, sigma: torch.Tensor,
+    def __init__(self, net, y: torch.Tensor, index: torch.Tensor, mean: torch.Tensor,
                  target: torch.Tensor, rows: tiling.Span, cols: tiling.Span, inverse_gain: torch.Tensor):
+        if (rows.lo + cols.lo) % 2:
+            raise ValueError("a tile must start on an anchor of the checkerboard")
         self.net, self.inverse_gain = net, inverse_gain
         region = (..., slice(rows.lo, rows.hi), slice(cols.lo, cols.hi))
         self.core = (..., slice(rows.start - rows.lo, rows.end - rows.lo),
                      slice(cols.start - cols.lo, cols.end - cols.lo))
-        self.mean, self.sigma = mean[region], sigma[region][self.core]
-        self.context = torch.round(y[region] - self.mean) + self.mean  # what the decoder sees
+        self.y, self.index, self.mean = y[region], index[region], mean[region]
         local, image = tiling.core_pixels(rows, cols, *target.shape[-2:])
         self.pixels, self.target = (..., *local), target[(..., *image)]
 
-    def cost(self, core: torch.Tensor, lam: float) -> torch.Tensor:
-        """lambda * 255^2 * MSE + bits per pixel of the tile, with core as its free latents."""
-        y_hat = self.context.clone()
-        y_hat[self.core] = core
-        x_hat = self.net.g_s(y_hat * self.inverse_gain)[self.pixels]
-        residual = core - self.mean[self.core]
-        bits = -torch.log2(gaussian_likelihood(residual, self.sigma)).sum()
+    def tables(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (sigma, mean) the latents y of the region are coded with: the hyperprior's,
+        corrected by the context model (if any) from these very latents, as the coder will."""
+        index, mean = self.index, self.mean
+        if self.net.config.context:
+            index, mean = self.net.context(y, index, mean)
+        return scale_from_index(index, self.net.config.levels), mean
+
+    def cost(self, core: torch.Tensor, lam: float, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """lambda * 255^2 * MSE + bits per pixel of the tile, with core as its free latents:
+        rounded (straight-through), or with `noise` in place of rounding."""
+        y = self.y.clone()
+        y[self.core] = core
+        sigma, mean = self.tables(y)
+        residual = round_ste(y - mean)
+        if noise is not None:
+            residual[self.core] = core - mean[self.core] + noise
+        x_hat = self.net.g_s((residual + mean) * self.inverse_gain)[self.pixels]
+        bits = -torch.log2(gaussian_likelihood(residual[self.core], sigma[self.core])).sum()
         mse = (x_hat - self.target).square().mean()
         return lam * 255**2 * mse + bits / self.target[0, 0].numel()
 
 
 def _search(tile: _Tile, start: torch.Tensor, lam: float, steps: int, generator: torch.Generator) -> torch.Tensor:
     """Adam on the tile's core latents; returns the best found under the rounded cost."""
-    mean = tile.mean[tile.core]
     y = start.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([y], lr=LEARNING_RATE)
     with torch.no_grad():
-        best_cost, best = float(tile.cost(torch.round(start - mean) + mean, lam)), start.clone()
+        best_cost, best = float(tile.cost(start, lam)), start.clone()
     for step in range(steps):
         for group in optimizer.param_groups:
             group["lr"] = LEARNING_RATE * (1 - step / steps)
         relaxed = step < STEPS_RELAXED * steps
-        if relaxed:
-            noise = torch.rand(y.shape, generator=generator).sub_(0.5).to(y.device)
-            core = y + noise
-        else:
-            core = round_ste(y - mean) + mean
-        cost = tile.cost(core, lam)
+        noise = torch.rand(y.shape, generator=generator).sub_(0.5).to(y.device) if relaxed else None
+        cost = tile.cost(y, lam, noise)
         if not relaxed and (value := float(cost.detach())) < best_cost:  # exactly these rounded latents
             best_cost, best = value, y.detach().clone()
         optimizer.zero_grad(set_to_none=True)
         cost.backward()
         optimizer.step()
     with torch.no_grad():  # the last step's result was never scored
-        last = float(tile.cost(torch.round(y - mean) + mean, lam))
+        last = float(tile.cost(y, lam))
     return y.detach() if last < best_cost else best
 
 
 def refine(model: zoo.CodingModel, rgb: np.ndarray, y: torch.Tensor, index: np.ndarray, mean_int: np.ndarray,
            quality: float, device: torch.device, steps: int) -> np.ndarray:
     """Gained latents y' (1, M, hy, wy) -> better latents y' (same shape, on the CPU) for the
-    same z_hat. index and mean_int are the tables the search codes with: they stay as they are."""
+    same z_hat. index and mean_int are the hyperprior's tables (before any context model)."""
     net = model.net.to(device)
     t = torch.tensor([quality_to_t(quality)])
     lam = float(lambda_at(model.config, t))
     inverse_gain = net.gains(t.to(device))[1].detach()
     mean = intnet.means(mean_int)[None].to(device)
-    sigma = scale_from_index(torch.from_numpy(index).float()[None], model.config.levels).to(device)
+    index = torch.from_numpy(index).float()[None].to(device)
     hy, wy = y.shape[-2:]
     target = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float().div_(255).to(device)
     y = y.to(device).clone()
@@ -109,7 +120,7 @@ def refine(model: zoo.CodingModel, rgb: np.ndarray, y: torch.Tensor, index: np.n
     try:
         for rows in tiling.spans(hy, TILE):
             for cols in tiling.spans(wy, TILE):
-                tile = _Tile(net, y, mean, sigma, target, rows, cols, inverse_gain)
+                tile = _Tile(net, y, index, mean, target, rows, cols, inverse_gain)
                 core = (..., slice(rows.start, rows.end), slice(cols.start, cols.end))
                 y[core] = _search(tile, y[core], lam, steps, generator)
     finally:
