@@ -232,6 +232,8 @@ def info(file, as_json, stats, model):
               "split evenly).")
 @click.option("--context-only", is_flag=True, help="Train only the context model, on rates alone; the "
               "rest of an --init model stays exactly as it is (fast: g_s is never run).")
+@click.option("--encoder-only", is_flag=True, help="Train only the encoder side (g_a, h_a, gains) of an "
+              "--init model: its decoder stays bit-identical, and g_a learns the entropy model as it now is.")
 @click.option("--bf16/--fp32", "autocast", default=None,
               help="Transforms in bf16 autocast or fp32 (the entropy model is always fp32). "
               "Default: bf16 on CUDA and on CPUs with native bf16 (AVX-512 BF16, AMX), where it is faster.")
@@ -242,7 +244,7 @@ def info(file, as_json, stats, model):
 @click.option("--export", "export_name", help="After training, write weights/<NAME>.pt and list it.")
 @files.one_line_errors
 def train(data, out, steps, batch, crop, lr, channels, width, lambdas, quality_power, denoise, init, uncharged_steps,
-          context, context_slices, context_only, autocast, eval_dir, eval_every, smoke, fresh, export_name):
+          context, context_slices, context_only, encoder_only, autocast, eval_dir, eval_every, smoke, fresh, export_name):
     """Train a model (resumes from OUT/checkpoint.pt). Runs under torchrun for several processes.
 
     \b
@@ -293,6 +295,11 @@ def train(data, out, steps, batch, crop, lr, channels, width, lambdas, quality_p
         if not cfg.model.context:
             raise click.UsageError("--context-only needs --context (or an --init model that has one)")
         cfg = replace(cfg, context_only=True)
+    if encoder_only:
+        if source_model is None or model_overrides or context_only:
+            raise click.UsageError("--encoder-only trains the encoder of an --init model for the decoder it "
+                                   "has: no --context-only, --context, --channels, --width, --lambdas or --denoise")
+        cfg = replace(cfg, encoder_only=True)
     net = training.train(cfg, resume=not fresh)
     if export_name:
         path = training.export_run(net, cfg, export_name)

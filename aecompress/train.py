@@ -9,7 +9,10 @@ export by scanning the learned CDF (`entropy.factorized_tables`). `init` starts 
 another run's checkpoint or a weights file (another lambda range, with or without denoising, a
 wider latent y, a context model): a new learning-rate cycle. With `context_only` only the
 context model learns, on the rate alone (g_s never runs): it is added to a trained model and
-leaves everything else exactly as it was.
+leaves everything else exactly as it was. With `encoder_only` only the encoder side learns (g_a,
+h_a, the gains and the noise conditioning), on the full RD loss: the decoder and every table it reads stay
+bit-identical, so g_a can catch up with an entropy model that changed after it was trained
+(a context model added later), at no risk to the decoder.
 
 Every default lives in `TrainConfig`. A checkpoint holds the config, model, optimizer, step
 and RNG states, so `--resume` continues the same run. Under `torchrun --nproc-per-node N`
@@ -69,6 +72,7 @@ class TrainConfig:
     uncharged_from: int = 0  # with uncharged_steps: channels of y from this one on ...
     uncharged_steps: int = 0  # ... cost no bits in the first steps (a widened latent learns first)
     context_only: bool = False  # only the context model learns, on rates alone; the rest stays as it is
+    encoder_only: bool = False  # only g_a, h_a, the gains and the noise conditioning learn; the decoder stays as it is
 
     @staticmethod
     def smoke(**overrides) -> "TrainConfig":
@@ -343,6 +347,15 @@ def set_context_only(model: HyperpriorModel) -> None:
         p.requires_grad_(name.startswith("context."))
 
 
+ENCODER = ("g_a.", "h_a.", "noise_", "log_gain")  # only the encoder reads these (not log_inverse_gain)
+
+
+def set_encoder_only(model: HyperpriorModel) -> None:
+    """Freeze the decoder side: g_s, h_s, the z prior, the context model, the inverse gains."""
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith(ENCODER))
+
+
 def _rng_state() -> dict:
     return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
 
@@ -394,8 +407,12 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
         random.setstate(ckpt["rng"]["python"])
     elif cfg.init:
         hours = warm_start(model, cfg.init)  # the hours keep counting from the source run
+    if cfg.context_only and cfg.encoder_only:
+        raise ValueError("context_only and encoder_only train disjoint parts: choose one")
     if cfg.context_only:
         set_context_only(model)
+    if cfg.encoder_only:
+        set_encoder_only(model)
     model = model.to(device, memory_format=torch.channels_last)
     autocast = bf16_is_fast(device) if cfg.autocast is None else cfg.autocast
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -423,7 +440,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, step)
         model.uncharged_from = cfg.uncharged_from if step < cfg.uncharged_steps else None
-        if step == max(start_step, cfg.steps - cfg.finetune):
+        if step == max(start_step, cfg.steps - cfg.finetune) and not cfg.encoder_only:
             set_finetune(model)
             if distributed:  # DDP must learn which parameters still take gradients
                 net = torch.nn.parallel.DistributedDataParallel(model)

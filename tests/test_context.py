@@ -7,7 +7,7 @@ import torch
 from aecompress import codec, coder, context, intnet, zoo
 from aecompress.entropy import gaussian_tables
 from aecompress.model import HyperpriorModel, ModelConfig
-from aecompress.train import TrainConfig, set_context_only, train, warm_start
+from aecompress.train import ENCODER, TrainConfig, set_context_only, train, warm_start
 from conftest import smooth_image, tiny_context_model_file, tiny_model_file
 
 
@@ -136,6 +136,28 @@ def test_context_only_training_changes_nothing_else(tmp_path):
                zip(after.state_dict().items(), before.state_dict().values()) if name.startswith("context."))
     with pytest.raises(ValueError, match="no context model"):
         set_context_only(HyperpriorModel(ModelConfig(N=8, M=12)))
+
+
+def test_encoder_only_training_keeps_the_decoder_bit_identical(tmp_path):
+    """g_a learns the entropy model it now codes with; everything the decoder reads stays as it
+    was, so the weights decode exactly as before, and files differ only where g_a changed y."""
+    data = tmp_path / "data"
+    data.mkdir()
+    from PIL import Image
+
+    for i in range(3):
+        Image.fromarray(smooth_image(96, 96, seed=i)).save(data / f"{i}.png")
+    source = tiny_context_model_file(tmp_path / "source.pt", slices=3)
+    cfg = TrainConfig.smoke(data=str(data), out=str(tmp_path / "run"), init=str(source), steps=3,
+                            model=zoo.load_file(source).config, encoder_only=True, lr=1e-2)
+    before = HyperpriorModel(cfg.model)
+    warm_start(before, source)
+    after = train(cfg, resume=False, progress=False)
+    changed = {name for (name, a), b in zip(after.state_dict().items(), before.state_dict().values())
+               if not torch.equal(a.cpu(), b)}
+    assert changed and all(name.startswith(ENCODER) for name in changed), changed
+    assert any(name.startswith("g_a.") for name in changed)
+    assert "log_inverse_gain" not in changed
 
 
 def test_a_context_model_does_not_grow_with_y(tmp_path):

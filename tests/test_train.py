@@ -247,6 +247,12 @@ def test_train_command_from_init_keeps_the_source_model_unless_told(data_dir, tm
     saved = torch.load(tmp_path / "groups" / "checkpoint.pt", map_location="cpu", weights_only=False)
     assert saved["train_config"]["model"]["context_slices"] == 3
     assert saved["model"]["context.slices.1.out.weight"].shape[:2] == (8, 8)
+    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "enc"), "--encoder-only", "--context", "16"])
+    assert r.exit_code == 2 and "--encoder-only trains the encoder" in r.output
+    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "enc"), "--encoder-only"])
+    assert r.exit_code == 0, r.output
+    saved = torch.load(tmp_path / "enc" / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert saved["train_config"]["encoder_only"]
 
 
 def test_bf16_training_keeps_the_entropy_model_in_fp32(data_dir, tmp_path):
