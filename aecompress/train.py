@@ -9,10 +9,10 @@ export by scanning the learned CDF (`entropy.factorized_tables`). `init` starts 
 another run's checkpoint or a weights file (another lambda range, with or without denoising, a
 wider latent y, a context model): a new learning-rate cycle. With `context_only` only the
 context model learns, on the rate alone (g_s never runs): it is added to a trained model and
-leaves everything else exactly as it was. With `encoder_only` only the encoder side learns (g_a,
-h_a, the gains and the noise conditioning), on the full RD loss: the decoder and every table it reads stay
-bit-identical, so g_a can catch up with an entropy model that changed after it was trained
-(a context model added later), at no risk to the decoder.
+leaves everything else exactly as it was. With `encoder_only` only the encoder side learns
+(g_a, h_a, the gains and the noise conditioning), on the full RD loss: the decoder and every
+table it reads stay bit-identical, so g_a can catch up with an entropy model that changed after
+it was trained (a context model added later), at no risk to the decoder.
 
 Every default lives in `TrainConfig`. A checkpoint holds the config, model, optimizer, step
 and RNG states, so `--resume` continues the same run. Under `torchrun --nproc-per-node N`
