@@ -339,21 +339,20 @@ def set_finetune(model: HyperpriorModel) -> None:
     model.rate_from_rounded_z = True
 
 
+def train_only(model: HyperpriorModel, prefixes: tuple[str, ...]) -> None:
+    """Freeze every parameter whose name starts with none of these prefixes."""
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith(prefixes))
+
+
 def set_context_only(model: HyperpriorModel) -> None:
     """Freeze everything but the context model: it learns on top of a trained hyperprior."""
     if not model.config.context:
         raise ValueError("context_only: the model has no context model (ModelConfig.context)")
-    for name, p in model.named_parameters():
-        p.requires_grad_(name.startswith("context."))
+    train_only(model, ("context.",))
 
 
 ENCODER = ("g_a.", "h_a.", "noise_", "log_gain")  # only the encoder reads these (not log_inverse_gain)
-
-
-def set_encoder_only(model: HyperpriorModel) -> None:
-    """Freeze the decoder side: g_s, h_s, the z prior, the context model, the inverse gains."""
-    for name, p in model.named_parameters():
-        p.requires_grad_(name.startswith(ENCODER))
 
 
 def _rng_state() -> dict:
@@ -411,8 +410,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
         raise ValueError("context_only and encoder_only train disjoint parts: choose one")
     if cfg.context_only:
         set_context_only(model)
-    if cfg.encoder_only:
-        set_encoder_only(model)
+    if cfg.encoder_only:  # the decoder side (g_s, h_s, the z prior, the context model) stays frozen
+        train_only(model, ENCODER)
     model = model.to(device, memory_format=torch.channels_last)
     autocast = bf16_is_fast(device) if cfg.autocast is None else cfg.autocast
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
