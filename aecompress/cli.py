@@ -230,6 +230,8 @@ def info(file, as_json, stats, model):
 @click.option("--context-slices", type=click.IntRange(min=1), help="Code the anchors of the context model in "
               "this many channel groups, each with tables sharpened by the groups before it (M must "
               "split evenly).")
+@click.option("--non-anchor-slices", type=click.IntRange(min=1), help="Code the other positions of the "
+              "context model in this many channel groups, likewise (M must split evenly).")
 @click.option("--context-only", is_flag=True, help="Train only the context model, on rates alone; the "
               "rest of an --init model stays exactly as it is (fast: g_s is never run).")
 @click.option("--encoder-only", is_flag=True, help="Train only the encoder side (g_a, h_a, gains) of an "
@@ -244,7 +246,7 @@ def info(file, as_json, stats, model):
 @click.option("--export", "export_name", help="After training, write weights/<NAME>.pt and list it.")
 @files.one_line_errors
 def train(data, out, steps, batch, crop, lr, channels, width, lambdas, quality_power, denoise, init, uncharged_steps,
-          context, context_slices, context_only, encoder_only, autocast, eval_dir, eval_every, smoke, fresh,
+          context, context_slices, non_anchor_slices, context_only, encoder_only, autocast, eval_dir, eval_every, smoke, fresh,
           export_name):
     """Train a model (resumes from OUT/checkpoint.pt). Runs under torchrun for several processes.
 
@@ -255,6 +257,7 @@ def train(data, out, steps, batch, crop, lr, channels, width, lambdas, quality_p
       aecompress train --init weights/hyperprior-dn-64-192-v3.pt --width 96 --out runs/w96
       aecompress train --init weights/hyperprior-dn-w96-64-192.pt --context 192 --context-only --out runs/ctx
       aecompress train --init weights/hyperprior-dn-w96-64-192-ctx.pt --context-slices 4 --context-only --out runs/slices
+      aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4.pt --non-anchor-slices 4 --context-only --out runs/na4
       torchrun --nproc-per-node 8 -m aecompress train --batch 16
     """
     from dataclasses import replace
@@ -281,16 +284,19 @@ def train(data, out, steps, batch, crop, lr, channels, width, lambdas, quality_p
         model_overrides.update(context=context)
     if context_slices:
         model_overrides.update(context_slices=context_slices)
+    if non_anchor_slices:
+        model_overrides.update(non_anchor_slices=non_anchor_slices)
     if model_overrides:
         cfg = replace(cfg, model=ModelConfig(**{**cfg.model.to_dict(), **model_overrides}))
-    if cfg.model.context_slices > 1 and not cfg.model.context:
-        raise click.UsageError("--context-slices groups the anchors of a context model: add --context")
+    if max(cfg.model.context_slices, cfg.model.non_anchor_slices) > 1 and not cfg.model.context:
+        raise click.UsageError("--context-slices and --non-anchor-slices group the latents of a context model: "
+                               "add --context")
     if uncharged_steps:
         if source_model is None:
             raise click.UsageError("--uncharged-steps needs --init (the channels beyond the source's M)")
         cfg = replace(cfg, uncharged_from=source_model.M, uncharged_steps=uncharged_steps)
     if context_only:
-        if source_model is None or model_overrides.keys() - {"context", "context_slices"}:
+        if source_model is None or model_overrides.keys() - {"context", "context_slices", "non_anchor_slices"}:
             raise click.UsageError("--context-only trains a context model for an --init model, which it "
                                    "leaves as it is: no --channels, --width, --lambdas or --denoise")
         if not cfg.model.context:

@@ -162,9 +162,10 @@ def _latents(model: zoo.CodingModel, y: torch.Tensor, z_hat: np.ndarray, index: 
     then corrects in place, part by part, from the symbols of the parts before."""
     y_symbols = _symbols(y, mean_int)
     if model.context is not None:
-        for part in context.parts(model.context, model.config.M)[1:]:
+        for part in model.parts[1:]:
             context.correct(part, y_symbols, index, mean_int, model.config.levels)
-            _symbols(y[:, part.channels], mean_int[part.channels], out=y_symbols[part.channels])
+            fixed = part.corrected
+            _symbols(y[:, fixed], mean_int[fixed], out=y_symbols[fixed])
     return Latents(z_hat=z_hat, y_symbols=y_symbols, index=index, mean_int=mean_int)
 
 
@@ -187,7 +188,7 @@ def encode_latents(model: zoo.CodingModel, latents: Latents) -> tuple[bytes, byt
         return z, coder.encode(latents.y_symbols, latents.index, model.y_tables)
     h, w = latents.y_symbols.shape[1:]
     parts = []
-    for part in context.parts(model.context, model.config.M):
+    for part in model.parts:
         at = part.positions(h, w)
         parts.append((latents.y_symbols[part.channels][:, at], latents.index[part.channels][:, at]))
     return z, coder.encode_parts(parts, model.y_tables)
@@ -204,7 +205,7 @@ def decode_latents(model: zoo.CodingModel, z_stream: bytes, y_stream: bytes, wid
     else:
         reader = coder.Reader(y_stream)
         y_symbols = np.zeros(index.shape, np.int32)
-        for part in context.parts(model.context, model.config.M):
+        for part in model.parts:
             if part.layers is not None:
                 context.correct(part, y_symbols, index, mean_int, model.config.levels)
             at, channels = part.positions(hy, wy), part.channels

@@ -14,6 +14,16 @@ its four diagonal anchor neighbours (a channel-wise context, as in Minnen and Si
     part k      anchors, channels of group k      corrected from groups 1..k-1   (DIAGONAL taps)
     last part   other positions, all channels     corrected from all anchors     (CROSS taps)
 
+With `non_anchor_slices` > 1 the other positions are coded in channel groups too, as in He et
+al., "ELIC: efficient learned image compression with unevenly grouped space-channel contextual
+adaptive coding", CVPR 2022 (there with uneven groups). The CROSS correction still sees all
+anchors and corrects every channel; each later group is then corrected once more from the
+groups before it, at the same position and its four diagonal neighbours, which are other
+positions too:
+
+    part        other positions, group 1          corrected from all anchors     (CROSS taps)
+    part k      other positions, group k          ... and from groups 1..k-1     (DIAGONAL taps)
+
 Every correction is one network (`ContextNet`):
 
     [decoded y_hat, taps of a 3x3 window]  --conv-+
@@ -54,12 +64,14 @@ def anchor_mask(h: int, w: int) -> np.ndarray:
 
 
 class ContextNet(nn.Module):
-    """One correction: `seen` decoded channels (at the anchors, through `taps`) and the
-    hyperprior's index and mean of `coded` channels -> their corrected index and mean."""
+    """One correction: `seen` decoded channels (through `taps`, at the anchors or, without
+    `reads_anchors`, at the other positions) and the index and mean so far of `coded`
+    channels -> their corrected index and mean."""
 
-    def __init__(self, seen: int, coded: int, hidden: int, levels: int, taps: torch.Tensor):
+    def __init__(self, seen: int, coded: int, hidden: int, levels: int, taps: torch.Tensor,
+                 reads_anchors: bool = True):
         super().__init__()
-        self.coded, self.levels = coded, levels
+        self.coded, self.levels, self.reads_anchors = coded, levels, reads_anchors
         act = torch.full((hidden,), ACT_SCALE)
         out = torch.cat([torch.ones(coded), torch.full((coded,), MEAN_SCALE)])
         self.anchors = QuantizedConv(seen, hidden, 3, 1, False, MEAN_SCALE, act)
@@ -73,13 +85,13 @@ class ContextNet(nn.Module):
             self.out.bias.zero_()
 
     def correct(self, y_hat: torch.Tensor, index: torch.Tensor, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training path. y_hat: gained y_hat' of the seen channels (only the anchors are read),
-        index on the integer grid and mean in real units of the coded channels, all (B, C, h, w)
+        """Training path. y_hat: gained y_hat' of the seen channels (only the positions the
+        network reads matter), index on the integer grid and mean in real units of the coded channels, all (B, C, h, w)
         -> corrected (index, mean) at every position; only the target positions are meant to be used."""
         with torch.no_grad():  # weights off the taps stay zero, whatever the optimizer did
             self.anchors.weight.mul_(self.anchors.mask)
         h, w = y_hat.shape[-2:]
-        keep = torch.from_numpy(anchor_mask(h, w)).to(y_hat.device)
+        keep = torch.from_numpy(anchor_mask(h, w) == self.reads_anchors).to(y_hat.device)
         limit = INPUT_LIMIT * MEAN_SCALE
         x = (y_hat.float() * keep).clamp(-limit, limit)
         hyper = torch.cat([index.float() * 16 * MEAN_SCALE, mean.float().clamp(-limit, limit)], 1)
@@ -123,15 +135,21 @@ class ContextNet(nn.Module):
 
 class CheckerboardContext(ContextNet):
     """The network of the non-anchors (from all anchors), plus one network for each channel
-    group of the anchors after the first (from the groups before it; `hidden` // 2 channels)."""
+    group after the first, of the anchors and of the other positions (from the groups before
+    it at the same positions; `hidden` // 2 channels)."""
 
-    def __init__(self, M: int, hidden: int, levels: int, slices: int = 1):
+    def __init__(self, M: int, hidden: int, levels: int, slices: int = 1, non_anchor_slices: int = 1):
         super().__init__(M, M, hidden, levels, CROSS)
-        if slices < 1 or M % slices:
-            raise ValueError(f"the anchors' {M} channels do not split into {slices} equal groups")
+        for n, where in ((slices, "anchors"), (non_anchor_slices, "other positions")):
+            if n < 1 or M % n:
+                raise ValueError(f"the {where}' {M} channels do not split into {n} equal groups")
+        small = max(1, hidden // 2)
         group = M // slices
-        self.slices = nn.ModuleList(ContextNet(k * group, group, max(1, hidden // 2), levels, DIAGONAL)
+        self.slices = nn.ModuleList(ContextNet(k * group, group, small, levels, DIAGONAL)
                                     for k in range(1, slices))
+        group = M // non_anchor_slices
+        self.non_anchor_slices = nn.ModuleList(ContextNet(k * group, group, small, levels, DIAGONAL, False)
+                                               for k in range(1, non_anchor_slices))
 
     def forward(self, y: torch.Tensor, index: torch.Tensor, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training path: gained y' and the hyperprior's index (integer grid) and mean, all
@@ -139,47 +157,71 @@ class CheckerboardContext(ContextNet):
         with torch.autocast(y.device.type, enabled=False):
             y = y.float()
             keep = torch.from_numpy(anchor_mask(*y.shape[-2:])).to(y.device)
-            group = self.coded // (len(self.slices) + 1)
-            indexes, means = list(index.split(group, 1)), list(mean.split(group, 1))
-            for k, net in enumerate(self.slices, start=1):
-                seen_mean = torch.cat(means[:k], 1)
-                y_hat = round_ste(y[:, : k * group] - seen_mean) + seen_mean
-                new_index, new_mean = net.correct(y_hat, indexes[k], means[k])
-                indexes[k] = torch.where(keep, new_index, indexes[k])
-                means[k] = torch.where(keep, new_mean, means[k])
-            index, mean = torch.cat(indexes, 1), torch.cat(means, 1)
+            index, mean = _by_groups(self.slices, y, index, mean, keep)
             new_index, new_mean = self.correct(round_ste(y - mean) + mean, index, mean)
-            return torch.where(keep, index, new_index), torch.where(keep, mean, new_mean)
+            index, mean = torch.where(keep, index, new_index), torch.where(keep, mean, new_mean)
+            return _by_groups(self.non_anchor_slices, y, index, mean, ~keep)
 
     def export(self) -> list[list[dict[str, np.ndarray]]]:
-        """The integer networks: the non-anchors' first, then one per further anchor group."""
-        return [super().export(), *(net.export() for net in self.slices)]
+        """The integer networks: the non-anchors' first, then one per further anchor group, then
+        one per further group of the other positions."""
+        return [super().export(), *(net.export() for net in [*self.slices, *self.non_anchor_slices])]
 
     def load_integers(self, nets: list[list[dict[str, np.ndarray]]]) -> None:
         super().load_integers(nets[0])
-        for net, layers in zip(self.slices, nets[1:], strict=True):
+        for net, layers in zip([*self.slices, *self.non_anchor_slices], nets[1:], strict=True):
             net.load_integers(layers)
+
+
+def _by_groups(nets: nn.ModuleList, y: torch.Tensor, index: torch.Tensor, mean: torch.Tensor,
+               where: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Group k + 1 of the channels corrected by nets[k] from groups 1..k, at `where` only."""
+    group = y.shape[1] // (len(nets) + 1)
+    indexes, means = list(index.split(group, 1)), list(mean.split(group, 1))
+    for k, net in enumerate(nets, start=1):
+        seen_mean = torch.cat(means[:k], 1)
+        y_hat = round_ste(y[:, : k * group] - seen_mean) + seen_mean
+        new_index, new_mean = net.correct(y_hat, indexes[k], means[k])
+        indexes[k] = torch.where(where, new_index, indexes[k])
+        means[k] = torch.where(where, new_mean, means[k])
+    return torch.cat(indexes, 1), torch.cat(means, 1)
 
 
 @dataclass(frozen=True)
 class Part:
     """One part of the y stream: some channels, at the anchors or at the other positions."""
 
-    channels: slice
+    channels: slice  # coded in this part
     anchors: bool
     layers: list[dict[str, np.ndarray]] | None  # the network correcting its tables; None: the hyperprior's
+    corrects: slice | None = None  # the channels whose tables `layers` correct; None: `channels`
+
+    @property
+    def corrected(self) -> slice:
+        return self.corrects or self.channels
+
+    @property
+    def cross(self) -> bool:
+        """The first part of the other positions: its network reads their four anchor neighbours."""
+        return not self.anchors and self.channels.start == 0
 
     def positions(self, h: int, w: int) -> np.ndarray:
         mask = anchor_mask(h, w)
         return mask if self.anchors else ~mask
 
 
-def parts(nets: list[list[dict[str, np.ndarray]]], M: int) -> list[Part]:
-    """The parts of y in coding order, for the exported networks of a context model."""
-    non_anchors, *groups = nets
-    size = M // (len(groups) + 1)  # equal groups of channels (ModelConfig.context_slices)
-    anchors = [Part(slice(k * size, (k + 1) * size), True, layers) for k, layers in enumerate([None, *groups])]
-    return [*anchors, Part(slice(0, M), False, non_anchors)]
+def parts(nets: list[list[dict[str, np.ndarray]]], M: int, slices: int) -> list[Part]:
+    """The parts of y in coding order, for the exported networks of a context model whose
+    anchors are coded in `slices` groups (`CheckerboardContext.export`)."""
+    non_anchors, *rest = nets
+    size = M // slices
+    anchors = [Part(slice(k * size, (k + 1) * size), True, layers)
+               for k, layers in enumerate([None, *rest[: slices - 1]])]
+    later = rest[slices - 1 :]
+    size = M // (len(later) + 1)
+    others = [Part(slice(0, size), False, non_anchors, slice(0, M))]
+    others += [Part(slice(k * size, (k + 1) * size), False, layers) for k, layers in enumerate(later, start=1)]
+    return [*anchors, *others]
 
 
 def _requantize(acc: torch.Tensor) -> torch.Tensor:
@@ -189,28 +231,29 @@ def _requantize(acc: torch.Tensor) -> torch.Tensor:
 def correct(part: Part, symbols: np.ndarray, index: np.ndarray, mean_int: np.ndarray, levels: int,
             band: int = 32) -> None:
     """Correct index and mean_int (int32, (M, h, w)) in place for one part, from the y symbols
-    decoded before it: the anchors of all channels, or of the channels before the part's.
+    decoded before it: the anchors of all channels, or the channels before the part's at its
+    own positions.
 
     Only the part's positions are computed: the taps as one matrix product each, then the 1x1
     layers. Runs in bands of `band` rows with one row of context on each side: memory stays
     bounded, and the result equals one pass over the whole latent, since every step is exact.
     """
-    taps, seen = (DIAGONAL, part.channels.start) if part.anchors else (CROSS, index.shape[0])
+    taps, seen = (CROSS, index.shape[0]) if part.cross else (DIAGONAL, part.channels.start)
     weights = [{k: torch.from_numpy(v.astype(np.float64)) for k, v in layer.items()} for layer in part.layers]
     w_taps = weights[0]["weight"]  # (hidden, seen, taps): one matrix per tap
     w_hyper, w_mid, w_out = (layer["weight"][:, :, 0, 0] for layer in weights[1:])
     b_first, b_mid, b_out = (layer["bias"][:, None] for layer in (weights[0], weights[2], weights[3]))
     offsets = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if taps[dr + 1, dc + 1]]
-    coded_index, coded_mean = index[part.channels], mean_int[part.channels]  # views: written in place
+    coded_index, coded_mean = index[part.corrected], mean_int[part.corrected]  # views: written in place
     G, h, w = coded_index.shape
-    anchors = anchor_mask(h, w)
     targets = part.positions(h, w)
+    read = ~targets if part.cross else targets
     with torch.no_grad():
         for r0 in range(0, h, band):
             r1 = min(h, r0 + band)
             lo, hi = max(0, r0 - 1), min(h, r1 + 1)
             y_hat_int = 16 * symbols[:seen, lo:hi].astype(np.int64) + mean_int[:seen, lo:hi]
-            y_hat_int = np.where(anchors[lo:hi], np.clip(y_hat_int, -INPUT_LIMIT, INPUT_LIMIT), 0)
+            y_hat_int = np.where(read[lo:hi], np.clip(y_hat_int, -INPUT_LIMIT, INPUT_LIMIT), 0)
             x = np.pad(y_hat_int.astype(np.float64), ((0, 0), (1, 1), (1, 1)))  # zeros beyond the edges
             at = targets[r0:r1]
             rows, cols = np.nonzero(at)

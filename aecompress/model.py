@@ -11,7 +11,8 @@ changes, so a denoised file needs nothing new to decode.
 
 With `context`, a checkerboard context model (context.py) refines index and mu at half of the
 positions from the decoded other half: y is then coded in two passes. With `context_slices`,
-the anchors are coded in that many channel groups, each refined by the groups before it.
+the anchors are coded in that many channel groups, each refined by the groups before it; with
+`non_anchor_slices`, likewise the other positions.
 
 Minnen, Balle, Toderici, "Joint autoregressive and hierarchical priors", NeurIPS 2018 (the
 mean-scale hyperprior, without the serial context model); Cui et al., "Asymmetric gained
@@ -50,6 +51,7 @@ class ModelConfig:
     width: int | None = None  # channels of g_a and g_s; None: N
     context: int = 0  # hidden channels of the checkerboard context model (context.py); 0: none
     context_slices: int = 1  # channel groups of the anchors, each refined by those before it
+    non_anchor_slices: int = 1  # channel groups of the other positions, likewise
 
     @property
     def transform_width(self) -> int:
@@ -89,7 +91,8 @@ class HyperpriorModel(nn.Module):
         self.h_s = intnet.IntegerHyperSynthesis(N, M, config.levels)
         self.z_prior = FactorizedPrior(N)
         if config.context:
-            self.context = CheckerboardContext(M, config.context, config.levels, config.context_slices)
+            self.context = CheckerboardContext(M, config.context, config.levels, config.context_slices,
+                                               config.non_anchor_slices)
         self.rate_from_rounded_z = False  # set for the final fine-tune of the entropy path
         self.uncharged_from: int | None = None  # channels of y from here on cost no bits (training)
         # Gain vectors start at the step sizes high-rate theory suggests (step ~ 1/sqrt(lambda)).

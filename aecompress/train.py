@@ -254,9 +254,11 @@ def warm_start(model: HyperpriorModel, source: str | Path) -> float:
     if old_cfg.context and (old_cfg.M, old_cfg.context) != (new_cfg.M, new_cfg.context):
         raise ValueError(f"{source}: its context model fits only M={old_cfg.M} with {old_cfg.context} "
                          "hidden channels; grow a model without one, then add one (--context-only)")
-    if old_cfg.context_slices > 1 and old_cfg.context_slices != new_cfg.context_slices:
-        raise ValueError(f"{source}: its context model codes the anchors in {old_cfg.context_slices} "
-                         "channel groups, which cannot be regrouped")
+    for field, where in (("context_slices", "anchors"), ("non_anchor_slices", "other positions")):
+        old, new = getattr(old_cfg, field), getattr(new_cfg, field)
+        if old > 1 and old != new:
+            raise ValueError(f"{source}: its context model codes the {where} in {old} channel groups, "
+                             "which cannot be regrouped")
     state = {k: v.float() for k, v in state.items()}
     for key in ("log_gain", "log_inverse_gain"):
         state[key] = _remap_gains(state[key], old_cfg, new_cfg)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .context import LAYERS as CONTEXT_LAYERS
+from .context import Part, parts
 from .entropy import Tables, factorized_tables, gaussian_tables
 from .model import HyperpriorModel, ModelConfig
 
@@ -45,6 +46,11 @@ class CodingModel:
     @property
     def config(self) -> ModelConfig:
         return self.net.config
+
+    @property
+    def parts(self) -> list[Part]:
+        """The parts of the y stream in coding order (context.parts); only with a context model."""
+        return parts(self.context, self.config.M, self.config.context_slices)
 
 
 def _tables_to_dict(t: Tables) -> dict[str, torch.Tensor]:
@@ -141,7 +147,7 @@ def load_file(path: str | Path, expected_sha256: str | None = None) -> CodingMod
     context = None
     if config.context:
         flat = integers("context")
-        if len(flat) != CONTEXT_LAYERS * config.context_slices:
+        if len(flat) != CONTEXT_LAYERS * (config.context_slices + config.non_anchor_slices - 1):
             raise ValueError(f"{path}: the context model is damaged")
         context = [flat[i : i + CONTEXT_LAYERS] for i in range(0, len(flat), CONTEXT_LAYERS)]
     for layer, ints in zip(net.h_s.layers, h_s):  # the float networks mirror the integers (fine-tuning)

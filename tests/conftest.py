@@ -20,12 +20,13 @@ def tiny_model_file(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def tiny_context_model_file(path: Path, seed: int = 0, slices: int = 1) -> Path:
+def tiny_context_model_file(path: Path, seed: int = 0, slices: int = 1, non_anchor_slices: int = 1) -> Path:
     """A tiny model with a context model that does something: its last layers are not left at zero."""
     torch.manual_seed(seed)
-    net = HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_slices=slices))
+    net = HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_slices=slices,
+                                      non_anchor_slices=non_anchor_slices))
     with torch.no_grad():
-        for part in (net.context, *net.context.slices):
+        for part in (net.context, *net.context.slices, *net.context.non_anchor_slices):
             part.out.weight.normal_(0, 0.02)
             part.out.bias.normal_(0, 0.5)
     zoo.export(net, path, "tiny-context-test")
@@ -42,12 +43,14 @@ def golden_model() -> zoo.CodingModel:
     return zoo.load_file(GOLDEN / "tiny.pt")
 
 
-GOLDEN_MODELS = {"context_": "tiny-context.pt", "groups_": "tiny-context-groups.pt"}  # by file-name prefix
+GOLDEN_MODELS = {"context_": "tiny-context.pt", "groups_": "tiny-context-groups.pt",
+                 "nonanchor_": "tiny-context-nonanchor.pt"}  # by file-name prefix
 
 
 def golden_model_for(name: str) -> zoo.CodingModel:
-    """The model a golden file was written with: context_* and groups_* files use the context
-    models (groups_: anchors in channel groups), the others tiny.pt."""
+    """The model a golden file was written with: context_*, groups_* and nonanchor_* files use
+    the context models (groups_: anchors in channel groups; nonanchor_: the other positions
+    too), the others tiny.pt."""
     model = next((m for prefix, m in GOLDEN_MODELS.items() if name.startswith(prefix)), "tiny.pt")
     return zoo.load(str(GOLDEN / model))
 

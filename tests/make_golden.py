@@ -1,5 +1,7 @@
-"""Writes the golden files in tests/golden/. Run once, by hand, when the format changes on
-purpose (and bump container.VERSION): test_golden.py checks that they keep decoding."""
+"""Writes the golden files in tests/golden/ that are not there yet. Run by hand when the format
+grows on purpose (and bump container.VERSION when old readers cannot follow): files already
+there are kept, with their models, since they stand for what earlier versions wrote, and
+test_determinism.py checks that they keep decoding."""
 
 import hashlib
 import json
@@ -19,25 +21,37 @@ def symbols_digest(latents: codec.Latents) -> str:
     return h.hexdigest()
 
 
+def model(name: str, make, **options) -> zoo.CodingModel:
+    """A golden model file, written only if missing."""
+    path = GOLDEN / name
+    return zoo.load_file(path if path.exists() else make(path, **options))
+
+
 def main() -> None:
     GOLDEN.mkdir(exist_ok=True)
-    plain = zoo.load_file(tiny_model_file(GOLDEN / "tiny.pt"))
-    with_context = zoo.load_file(tiny_context_model_file(GOLDEN / "tiny-context.pt"))
-    with_groups = zoo.load_file(tiny_context_model_file(GOLDEN / "tiny-context-groups.pt", seed=1, slices=3))
+    plain = model("tiny.pt", tiny_model_file)
+    with_context = model("tiny-context.pt", tiny_context_model_file)
+    with_groups = model("tiny-context-groups.pt", tiny_context_model_file, seed=1, slices=3)
+    with_other_groups = model("tiny-context-nonanchor.pt", tiny_context_model_file, seed=2, slices=2,
+                              non_anchor_slices=4)
     cases = {
         "rgb_65x257_q30.aec": (Image.fromarray(smooth_image(65, 257, seed=3)), 30, plain),
         "rgb_96x80_q90.aec": (Image.fromarray(smooth_image(96, 80, seed=4)), 90, plain),
         "rgba_33x17_q55.aec": (Image.fromarray(smooth_image(33, 17, seed=5)).convert("RGBA"), 55, plain),
         "context_rgb_70x90_q60.aec": (Image.fromarray(smooth_image(70, 90, seed=6)), 60, with_context),
         "groups_rgb_75x81_q45.aec": (Image.fromarray(smooth_image(75, 81, seed=7)), 45, with_groups),
+        "nonanchor_rgb_83x70_q50.aec": (Image.fromarray(smooth_image(83, 70, seed=8)), 50, with_other_groups),
     }
-    expected = {}
-    for name, (image, quality, model) in cases.items():
-        data = codec.encode(image, quality, model=model)
-        Path(GOLDEN / name).write_bytes(data)
-        _, _, latents = codec.read(data, model=model)
+    listed = GOLDEN / "expected.json"
+    expected = json.loads(listed.read_text()) if listed.exists() else {}
+    for name, (image, quality, coding_model) in cases.items():
+        if (GOLDEN / name).exists():
+            continue
+        data = codec.encode(image, quality, model=coding_model)
+        (GOLDEN / name).write_bytes(data)
+        _, _, latents = codec.read(data, model=coding_model)
         expected[name] = symbols_digest(latents)
-    (GOLDEN / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+    listed.write_text(json.dumps(expected, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -11,10 +11,12 @@ from aecompress.train import ENCODER, TrainConfig, set_context_only, train, warm
 from conftest import smooth_image, tiny_context_model_file, tiny_model_file
 
 
-@pytest.fixture(scope="module", params=[1, 3], ids=["checkerboard", "3-anchor-groups"])
+@pytest.fixture(scope="module", params=[(0, 1, 1), (0, 3, 1), (2, 2, 4)],
+                ids=["checkerboard", "3-anchor-groups", "2-anchor-4-other-groups"])
 def tiny_context(request, tmp_path_factory) -> zoo.CodingModel:
     path = tmp_path_factory.mktemp("model") / "tiny-context.pt"
-    return zoo.load_file(tiny_context_model_file(path, slices=request.param))
+    seed, slices, non_anchor_slices = request.param
+    return zoo.load_file(tiny_context_model_file(path, seed, slices, non_anchor_slices))
 
 
 def hyper_and_context(model, h=40, w=56, quality=60):
@@ -39,9 +41,11 @@ def test_decode_inverts_encode_with_a_context_model(tiny_context, h, w):
 
 def test_context_corrects_all_but_the_first_part(tiny_context):
     """The first part keeps the hyperprior's tables; every later part has its own."""
-    latents, index, mean_int = hyper_and_context(tiny_context)
-    first, *later = context.parts(tiny_context.context, tiny_context.config.M)
-    assert len(later) == len(tiny_context.context) == tiny_context.config.context_slices
+    latents, index, mean_int = hyper_and_context(tiny_context, 96, 128)
+    first, *later = tiny_context.parts
+    config = tiny_context.config
+    assert len(later) == len(tiny_context.context) == config.context_slices + config.non_anchor_slices - 1
+    assert sum((p.channels.stop - p.channels.start) for p in tiny_context.parts) == 2 * config.M
     at = first.positions(*index.shape[1:])
     np.testing.assert_array_equal(latents.index[first.channels][:, at], index[first.channels][:, at])
     np.testing.assert_array_equal(latents.mean_int[first.channels][:, at], mean_int[first.channels][:, at])
@@ -65,7 +69,7 @@ def test_exact_context_matches_the_training_network(tiny_context):
 @pytest.mark.parametrize("band", [1, 2, 5])
 def test_exact_context_does_not_depend_on_the_band_height(tiny_context, band):
     latents, index, mean_int = hyper_and_context(tiny_context)
-    for part in context.parts(tiny_context.context, tiny_context.config.M)[1:]:
+    for part in tiny_context.parts[1:]:
         context.correct(part, latents.y_symbols, index, mean_int, tiny_context.config.levels, band)
     np.testing.assert_array_equal(index, latents.index)
     np.testing.assert_array_equal(mean_int, latents.mean_int)
@@ -185,3 +189,22 @@ def test_anchor_groups_added_to_a_trained_context_model_start_where_it_was(tmp_p
         warm_start(HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_slices=2)), tmp_path / "grouped.pt")
     with pytest.raises(ValueError, match="do not split into 5 equal groups"):
         HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_slices=5))
+
+
+def test_groups_of_the_other_positions_start_where_the_model_was(tmp_path):
+    """Likewise for the other positions: the new parts are coded with the tables of before."""
+    source = tiny_context_model_file(tmp_path / "source.pt", slices=3)
+    grouped = HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_slices=3, non_anchor_slices=4))
+    warm_start(grouped, source)
+    zoo.export(grouped, tmp_path / "grouped.pt", "grouped")
+    before, after = zoo.load_file(source), zoo.load_file(tmp_path / "grouped.pt")
+    assert [(p.channels, p.anchors) for p in after.parts[3:]] == [(slice(3 * k, 3 * k + 3), False) for k in range(4)]
+    rgb = smooth_image(48, 64, seed=3)
+    for name in ("y_symbols", "index", "mean_int"):
+        np.testing.assert_array_equal(getattr(codec.analyze(after, rgb, 40, torch.device("cpu")), name),
+                                      getattr(codec.analyze(before, rgb, 40, torch.device("cpu")), name))
+    with pytest.raises(ValueError, match="other positions in 4 channel groups, which cannot be regrouped"):
+        warm_start(HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_slices=3, non_anchor_slices=2)),
+                   tmp_path / "grouped.pt")
+    with pytest.raises(ValueError, match="other positions' 12 channels do not split into 5"):
+        HyperpriorModel(ModelConfig(N=8, M=12, context=16, non_anchor_slices=5))

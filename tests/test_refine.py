@@ -52,9 +52,9 @@ def test_search_changes_only_the_y_symbols(tiny, monkeypatch):
 
 
 def test_search_scores_with_the_tables_the_coder_uses(tmp_path):
-    """With a context model (anchor groups too) the tables the search prices a tile with, from
+    """With a context model (channel groups too) the tables the search prices a tile with, from
     the latents it is trying, are exactly those the coder then picks, tile after tile."""
-    model = zoo.load_file(tiny_context_model_file(tmp_path / "ctx.pt", slices=3))
+    model = zoo.load_file(tiny_context_model_file(tmp_path / "ctx.pt", slices=3, non_anchor_slices=2))
     rgb, quality, cpu = smooth_image(96, 136, seed=3), 60, torch.device("cpu")
     y = tiling.analysis(model.net, rgb, cpu).mul_(model.net.gain(quality))
     coded = codec.quantize_scaled(model, y, cpu)

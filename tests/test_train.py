@@ -247,6 +247,14 @@ def test_train_command_from_init_keeps_the_source_model_unless_told(data_dir, tm
     saved = torch.load(tmp_path / "groups" / "checkpoint.pt", map_location="cpu", weights_only=False)
     assert saved["train_config"]["model"]["context_slices"] == 3
     assert saved["model"]["context.slices.1.out.weight"].shape[:2] == (8, 8)
+    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "other"), "--non-anchor-slices", "2"])
+    assert r.exit_code == 2 and "add --context" in r.output
+    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "other"), "--context", "16",
+                                  "--non-anchor-slices", "4", "--context-only"])
+    assert r.exit_code == 0, r.output
+    saved = torch.load(tmp_path / "other" / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert saved["train_config"]["model"]["non_anchor_slices"] == 4
+    assert saved["model"]["context.non_anchor_slices.2.anchors.weight"].shape[:2] == (8, 9)
     r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "enc"), "--encoder-only", "--context", "16"])
     assert r.exit_code == 2 and "--encoder-only trains the encoder" in r.output
     r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "enc"), "--encoder-only"])
