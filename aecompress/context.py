@@ -86,8 +86,9 @@ class ContextNet(nn.Module):
 
     def correct(self, y_hat: torch.Tensor, index: torch.Tensor, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training path. y_hat: gained y_hat' of the seen channels (only the positions the
-        network reads matter), index on the integer grid and mean in real units of the coded channels, all (B, C, h, w)
-        -> corrected (index, mean) at every position; only the target positions are meant to be used."""
+        network reads matter), index on the integer grid and mean in real units of the coded
+        channels, all (B, C, h, w) -> corrected (index, mean) at every position; only the
+        target positions are meant to be used."""
         with torch.no_grad():  # weights off the taps stay zero, whatever the optimizer did
             self.anchors.weight.mul_(self.anchors.mask)
         h, w = y_hat.shape[-2:]
@@ -175,7 +176,8 @@ class CheckerboardContext(ContextNet):
 
 def _by_groups(nets: nn.ModuleList, y: torch.Tensor, index: torch.Tensor, mean: torch.Tensor,
                where: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Group k + 1 of the channels corrected by nets[k] from groups 1..k, at `where` only."""
+    """Split the channels into len(nets) + 1 equal groups; at the positions `where`, nets[k - 1]
+    corrects the index and mean of group k + 1 from the decoded groups 1..k."""
     group = y.shape[1] // (len(nets) + 1)
     indexes, means = list(index.split(group, 1)), list(mean.split(group, 1))
     for k, net in enumerate(nets, start=1):
@@ -198,7 +200,7 @@ class Part:
 
     @property
     def corrected(self) -> slice:
-        return self.corrects or self.channels
+        return self.channels if self.corrects is None else self.corrects
 
     @property
     def cross(self) -> bool:
