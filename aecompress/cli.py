@@ -246,8 +246,8 @@ def info(file, as_json, stats, model):
 @click.option("--export", "export_name", help="After training, write weights/<NAME>.pt and list it.")
 @files.one_line_errors
 def train(data, out, steps, batch, crop, lr, channels, width, lambdas, quality_power, denoise, init, uncharged_steps,
-          context, context_slices, non_anchor_slices, context_only, encoder_only, autocast, eval_dir, eval_every, smoke, fresh,
-          export_name):
+          context, context_slices, non_anchor_slices, context_only, encoder_only, autocast, eval_dir, eval_every,
+          smoke, fresh, export_name):
     """Train a model (resumes from OUT/checkpoint.pt). Runs under torchrun for several processes.
 
     \b

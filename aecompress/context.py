@@ -236,35 +236,41 @@ def correct(part: Part, symbols: np.ndarray, index: np.ndarray, mean_int: np.nda
     decoded before it: the anchors of all channels, or the channels before the part's at its
     own positions.
 
-    Only the part's positions are computed: the taps as one matrix product each, then the 1x1
+    Only the part's positions are computed: all taps as one matrix product, then the 1x1
     layers. Runs in bands of `band` rows with one row of context on each side: memory stays
     bounded, and the result equals one pass over the whole latent, since every step is exact.
     """
     taps, seen = (CROSS, index.shape[0]) if part.cross else (DIAGONAL, part.channels.start)
     weights = [{k: torch.from_numpy(v.astype(np.float64)) for k, v in layer.items()} for layer in part.layers]
-    w_taps = weights[0]["weight"]  # (hidden, seen, taps): one matrix per tap
+    w_taps = weights[0]["weight"].flatten(1)  # (hidden, seen * taps): one matrix for all taps
     w_hyper, w_mid, w_out = (layer["weight"][:, :, 0, 0] for layer in weights[1:])
     b_first, b_mid, b_out = (layer["bias"][:, None] for layer in (weights[0], weights[2], weights[3]))
-    offsets = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if taps[dr + 1, dc + 1]]
+    offsets = np.array([(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if taps[dr + 1, dc + 1]])
     coded_index, coded_mean = index[part.corrected], mean_int[part.corrected]  # views: written in place
     G, h, w = coded_index.shape
     targets = part.positions(h, w)
-    read = ~targets if part.cross else targets
     with torch.no_grad():
         for r0 in range(0, h, band):
             r1 = min(h, r0 + band)
             lo, hi = max(0, r0 - 1), min(h, r1 + 1)
-            y_hat_int = 16 * symbols[:seen, lo:hi].astype(np.int64) + mean_int[:seen, lo:hi]
-            y_hat_int = np.where(read[lo:hi], np.clip(y_hat_int, -INPUT_LIMIT, INPUT_LIMIT), 0)
-            x = np.pad(y_hat_int.astype(np.float64), ((0, 0), (1, 1), (1, 1)))  # zeros beyond the edges
+            # y_hat' of the seen channels, zeros beyond the edges. The taps of a target only ever
+            # land on positions the part reads (the anchors, or its own side of the checkerboard),
+            # so the others need no masking.
+            x = np.zeros((seen, hi - lo + 2, w + 2))
+            inner = x[:, 1:-1, 1:-1]
+            np.multiply(symbols[:seen, lo:hi], 16.0, out=inner)
+            inner += mean_int[:seen, lo:hi]
+            np.clip(inner, -INPUT_LIMIT, INPUT_LIMIT, out=inner)
             at = targets[r0:r1]
             rows, cols = np.nonzero(at)
             rows = rows + (r0 - lo) + 1  # in the padded band
+            flat = (rows + offsets[:, :1]) * (w + 2) + cols + 1 + offsets[:, 1:]  # (taps, positions)
+            seen_taps = np.take(x.reshape(seen, -1), flat, axis=1)  # (seen, taps, positions)
+            seen_taps = torch.from_numpy(seen_taps.reshape(seen * len(offsets), len(rows)))
             band_index, band_mean = coded_index[:, r0:r1], coded_mean[:, r0:r1]
             hyper = np.concatenate([16 * band_index[:, at], np.clip(band_mean[:, at], -INPUT_LIMIT, INPUT_LIMIT)])
             acc = torch.addmm(b_first, w_hyper, torch.from_numpy(hyper.astype(np.float64)))
-            for k, (dr, dc) in enumerate(offsets):
-                acc.addmm_(w_taps[:, :, k], torch.from_numpy(x[:, rows + dr, cols + 1 + dc]))
+            acc.addmm_(w_taps, seen_taps)
             a = _requantize(acc).clamp_(0, ACT_MAX)
             a = _requantize(torch.addmm(b_mid, w_mid, a)).clamp_(0, ACT_MAX)
             v = _requantize(torch.addmm(b_out, w_out, a)).numpy().astype(np.int64)

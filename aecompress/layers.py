@@ -73,9 +73,11 @@ class GDN(nn.Module):
             beta = lower_bound(self.beta.float(), 1e-6)
             gamma = lower_bound(self.gamma.float(), 0.0)
             x = x.permute(0, 2, 3, 1)  # channels last: the 1x1 mixing is one matrix product
-            if self.simplified:
-                norm = F.linear(x.abs(), gamma, beta)
-            else:
-                norm = F.linear(x * x, gamma, beta).sqrt()
-            y = x * norm if self.inverse else x / norm
+            norm = F.linear(x.abs() if self.simplified else x * x, gamma, beta)
+            if torch.is_grad_enabled():
+                norm = norm if self.simplified else norm.sqrt()
+                y = x * norm if self.inverse else x / norm
+            else:  # inference (decoding): the same arithmetic in place, without two large temporaries
+                norm = norm if self.simplified else norm.sqrt_()
+                y = norm.mul_(x) if self.inverse else torch.div(x, norm, out=norm)
         return y.permute(0, 3, 1, 2).to(dtype)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 
@@ -138,6 +138,10 @@ def load_file(path: str | Path, expected_sha256: str | None = None) -> CodingMod
     blob = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     if blob.get("format") != FORMAT:
         raise ValueError(f"{path} is not an aecompress weights file")
+    unknown = blob["config"].keys() - {f.name for f in fields(ModelConfig)}
+    if unknown:
+        raise ValueError(f"{path}: its model has settings this version of aecompress does not know "
+                         f"({', '.join(sorted(unknown))}): a newer version wrote it")
     config = ModelConfig(**blob["config"])
     net = HyperpriorModel(config)
     def integers(key: str) -> list[dict[str, np.ndarray]]:

@@ -70,6 +70,21 @@ def test_bad_input_gives_one_line_error_and_no_output(tmp_path, content):
     assert [p.name for p in tmp_path.iterdir()] == ["bad.aec"]
 
 
+def test_weights_from_a_newer_version_give_one_line_error(png, tmp_path):
+    import torch
+
+    blob = torch.load(MODEL, map_location="cpu", weights_only=True)
+    blob["config"]["setting_of_a_later_version"] = 2
+    newer = tmp_path / "newer.pt"
+    torch.save(blob, newer)
+    proc = subprocess.run([sys.executable, "-m", "aecompress", "encode", str(png), "-o", str(tmp_path / "x.aec"),
+                           "--model", str(newer)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "setting_of_a_later_version" in proc.stderr
+    assert "a newer version wrote it" in proc.stderr
+    assert not (tmp_path / "x.aec").exists()
+
+
 def test_missing_file_and_directory_inputs(tmp_path):
     r = run("encode", tmp_path / "nope.png", "--model", MODEL)
     assert r.exit_code == 1 and r.output.startswith("aecompress: error:")
