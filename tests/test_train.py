@@ -236,25 +236,20 @@ def test_train_command_from_init_keeps_the_source_model_unless_told(data_dir, tm
     assert r.exit_code == 1 and "not a checkpoint or weights file" in r.output
     r = CliRunner().invoke(main, ["train", "--smoke", "--data", str(data_dir), "--uncharged-steps", "3"])
     assert r.exit_code == 2 and "--uncharged-steps needs --init" in r.output
-    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "groups"), "--context-slices", "3"])
-    assert r.exit_code == 2 and "add --context" in r.output
+    grouped = (("--context-slices", 3, "context.slices.1.out.weight", (8, 8)),
+               ("--non-anchor-slices", 4, "context.non_anchor_slices.2.anchors.weight", (8, 9)))
+    for option, groups, key, shape in grouped:
+        out = tmp_path / option.strip("-")
+        r = CliRunner().invoke(main, [*base, "--out", str(out), option, str(groups)])
+        assert r.exit_code == 2 and "add --context" in r.output
+        r = CliRunner().invoke(main, [*base, "--out", str(out), "--context", "16", option, str(groups), "--context-only"])
+        assert r.exit_code == 0, r.output
+        saved = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
+        assert saved["train_config"]["model"][option.strip("-").replace("-", "_")] == groups
+        assert saved["model"][key].shape[:2] == shape
     r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "groups"), "--context", "16",
                                   "--context-slices", "5"])
     assert r.exit_code == 1 and "do not split into 5 equal groups" in r.output
-    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "groups"), "--context", "16",
-                                  "--context-slices", "3", "--context-only"])
-    assert r.exit_code == 0, r.output
-    saved = torch.load(tmp_path / "groups" / "checkpoint.pt", map_location="cpu", weights_only=False)
-    assert saved["train_config"]["model"]["context_slices"] == 3
-    assert saved["model"]["context.slices.1.out.weight"].shape[:2] == (8, 8)
-    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "other"), "--non-anchor-slices", "2"])
-    assert r.exit_code == 2 and "add --context" in r.output
-    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "other"), "--context", "16",
-                                  "--non-anchor-slices", "4", "--context-only"])
-    assert r.exit_code == 0, r.output
-    saved = torch.load(tmp_path / "other" / "checkpoint.pt", map_location="cpu", weights_only=False)
-    assert saved["train_config"]["model"]["non_anchor_slices"] == 4
-    assert saved["model"]["context.non_anchor_slices.2.anchors.weight"].shape[:2] == (8, 9)
     r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "enc"), "--encoder-only", "--context", "16"])
     assert r.exit_code == 2 and "--encoder-only trains the encoder" in r.output
     r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "enc"), "--encoder-only"])
