@@ -242,7 +242,8 @@ def test_train_command_from_init_keeps_the_source_model_unless_told(data_dir, tm
         out = tmp_path / option.strip("-")
         r = CliRunner().invoke(main, [*base, "--out", str(out), option, str(groups)])
         assert r.exit_code == 2 and "add --context" in r.output
-        r = CliRunner().invoke(main, [*base, "--out", str(out), "--context", "16", option, str(groups), "--context-only"])
+        r = CliRunner().invoke(main, [*base, "--out", str(out), "--context", "16", option, str(groups),
+                                      "--context-only"])
         assert r.exit_code == 0, r.output
         saved = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
         assert saved["train_config"]["model"][option.strip("-").replace("-", "_")] == groups
