@@ -234,6 +234,9 @@ def info(file, as_json, stats, model):
               "context model in this many channel groups, likewise (M must split evenly).")
 @click.option("--context-only", is_flag=True, help="Train only the context model, on rates alone; the "
               "rest of an --init model stays exactly as it is (fast: g_s is never run).")
+@click.option("--latent-reuse", type=click.IntRange(min=1), help="With --context-only: encode each crop "
+              "once and draw its latents this many times on average (from a ring of recent ones), "
+              "instead of running g_a, most of a step's cost, on every crop.  [default: 1]")
 @click.option("--encoder-only", is_flag=True, help="Train only the encoder side (g_a, h_a, gains) of an "
               "--init model: its decoder stays bit-identical, and g_a learns the entropy model as it now is.")
 @click.option("--bf16/--fp32", "autocast", default=None,
@@ -246,8 +249,8 @@ def info(file, as_json, stats, model):
 @click.option("--export", "export_name", help="After training, write weights/<NAME>.pt and list it.")
 @files.one_line_errors
 def train(data, out, steps, batch, crop, lr, channels, width, lambdas, quality_power, denoise, init, uncharged_steps,
-          context, context_slices, non_anchor_slices, context_only, encoder_only, autocast, eval_dir, eval_every,
-          smoke, fresh, export_name):
+          context, context_slices, non_anchor_slices, context_only, latent_reuse, encoder_only, autocast, eval_dir,
+          eval_every, smoke, fresh, export_name):
     """Train a model (resumes from OUT/checkpoint.pt). Runs under torchrun for several processes.
 
     \b
@@ -301,7 +304,9 @@ def train(data, out, steps, batch, crop, lr, channels, width, lambdas, quality_p
                                    "leaves as it is: no --channels, --width, --lambdas or --denoise")
         if not cfg.model.context:
             raise click.UsageError("--context-only needs --context (or an --init model that has one)")
-        cfg = replace(cfg, context_only=True)
+        cfg = replace(cfg, context_only=True, latent_reuse=latent_reuse or cfg.latent_reuse)
+    elif latent_reuse and latent_reuse > 1:
+        raise click.UsageError("--latent-reuse needs --context-only: stored latents hold only while g_a does not learn")
     if encoder_only:
         if source_model is None or model_overrides or context_only:
             raise click.UsageError("--encoder-only trains the encoder of an --init model for the decoder it "

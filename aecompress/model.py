@@ -128,15 +128,16 @@ class HyperpriorModel(nn.Module):
         return g.exp()[..., None, None], gi.exp()[..., None, None]
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None,
-                synthesize: bool = True) -> RDOutput:
+                synthesize: bool = True, encoded: bool = False) -> RDOutput:
         """Training pass: noise for the rate terms, straight-through rounding for the decoder.
 
         In eval mode the rate terms use the rounded values instead, which is what coding spends.
         `noise` is the noise level of each input (B,), for a denoising model. Without
         `synthesize`, g_s is skipped and x_hat is None (training the entropy model alone).
+        With `encoded`, x is already g_a's output (B, M, h, w), before any gain.
         """
         gain, inverse_gain = self.gains(t)
-        y = self.encode_pixels(x, noise).float() * gain
+        y = (x if encoded else self.encode_pixels(x, noise)).float() * gain
         with torch.autocast(x.device.type, enabled=False):  # under bf16 autocast the entropy model stays fp32
             z = self.h_a(y)
             z_hat = round_ste(z)

@@ -9,7 +9,8 @@ export by scanning the learned CDF (`entropy.factorized_tables`). `init` starts 
 another run's checkpoint or a weights file (another lambda range, with or without denoising, a
 wider latent y, a context model): a new learning-rate cycle. With `context_only` only the
 context model learns, on the rate alone (g_s never runs): it is added to a trained model and
-leaves everything else exactly as it was. With `encoder_only` only the encoder side learns
+leaves everything else exactly as it was; with `latent_reuse` it also skips most runs of g_a,
+drawing stored latents again (`LatentPool`). With `encoder_only` only the encoder side learns
 (g_a, h_a, the gains and the noise conditioning), on the full RD loss: the decoder and every
 table it reads stay bit-identical, so g_a can catch up with an entropy model that changed after
 it was trained (a context model added later), at no risk to the decoder.
@@ -73,6 +74,8 @@ class TrainConfig:
     uncharged_steps: int = 0  # ... cost no bits in the first steps (a widened latent learns first)
     context_only: bool = False  # only the context model learns, on rates alone; the rest stays as it is
     encoder_only: bool = False  # only g_a, h_a, the gains and the noise conditioning learn; the decoder stays as it is
+    latent_reuse: int = 1  # context_only: draw each crop's latents this many times on average (see LatentPool)
+    latent_pool: int = 1024  # ... from a ring of this many
 
     @staticmethod
     def smoke(**overrides) -> "TrainConfig":
@@ -101,19 +104,21 @@ class CropSampler:
         self.crop, self.min_downscale = crop, min_downscale
         self.rng = np.random.default_rng(seed)
 
-    def sample(self) -> torch.Tensor:
-        im = self.images[self.rng.integers(len(self.images))]
+    def sample(self, rng: np.random.Generator | None = None) -> torch.Tensor:
+        """One crop (3, crop, crop) in [0, 1], drawn with `rng` (default: the sampler's own)."""
+        rng = self.rng if rng is None else rng
+        im = self.images[rng.integers(len(self.images))]
         h, w = im.shape[:2]
         lo = max(self.min_downscale, self.crop / min(h, w))
-        size = int(round(self.crop / self.rng.uniform(lo, 1.0))) if lo < 1 else self.crop
+        size = int(round(self.crop / rng.uniform(lo, 1.0))) if lo < 1 else self.crop
         size = min(size, h, w)
-        top, left = self.rng.integers(h - size + 1), self.rng.integers(w - size + 1)
+        top, left = rng.integers(h - size + 1), rng.integers(w - size + 1)
         x = torch.from_numpy(np.array(im[top : top + size, left : left + size]))
         x = x.permute(2, 0, 1)[None].float() / 255
         if size != self.crop:
             x = F.interpolate(x, size=(self.crop, self.crop), mode="bilinear", antialias=True,
                               align_corners=False).clamp_(0, 1)
-        if self.rng.random() < 0.5:
+        if rng.random() < 0.5:
             x = x.flip(-1)
         return x[0]
 
@@ -121,15 +126,70 @@ class CropSampler:
         return torch.stack([self.sample() for _ in range(n)])
 
 
-def add_noise(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+def add_noise(x: torch.Tensor, level: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Camera-like noise of std `level` (B,) at mid-grey, 0..255 scale: half of the batch
     Gaussian, half Poisson-Gaussian (variance a*x + b with a random signal-dependent share),
     clipped and stored in 8 bits as a noisy photo would be."""
     var = (level / 255)[:, None, None, None] ** 2
-    share = torch.rand(len(x), 1, 1, 1, device=x.device) * (torch.rand(len(x), 1, 1, 1, device=x.device) < 0.5)
+    draw = dict(generator=generator, device=x.device)
+    share = torch.rand(len(x), 1, 1, 1, **draw) * (torch.rand(len(x), 1, 1, 1, **draw) < 0.5)
     std = (var * (2 * share * x + (1 - share))).sqrt()
-    noisy = (x + std * torch.randn_like(x)).clamp(0, 1)
+    noisy = (x + std * torch.randn(x.shape, dtype=x.dtype, **draw)).clamp(0, 1)
     return torch.round(noisy * 255) / 255
+
+
+def noise_levels(cfg: TrainConfig, n: int, device: torch.device,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Noise levels (n,) for a denoising model's crops: a `noise_share` of them noisy, at U[0, noise_max]."""
+    level = torch.rand(n, generator=generator, device=device) * cfg.noise_max
+    return level * (torch.rand(n, generator=generator, device=device) < cfg.noise_share)
+
+
+class LatentPool:
+    """g_a's outputs for training crops, each drawn `latent_reuse` times on average: for a
+    context-only run, whose loss needs only y = g_a(x) and whose g_a never changes, while
+    g_a costs most of a step.
+
+    The pool keeps the latest `latent_pool` latents in a ring. Every step encodes
+    ceil(batch / latent_reuse) fresh crops into it and draws the batch from the ring, fresh
+    ones first. Crop k, and its noise, comes from a seed of its own, so a resumed run rebuilds
+    the ring it had and goes on exactly as if it had not stopped.
+    """
+
+    def __init__(self, cfg: TrainConfig, model: HyperpriorModel, sampler: CropSampler, rank: int,
+                 autocast: bool, device: torch.device, start_step: int = 0):
+        self.cfg, self.model, self.sampler, self.rank = cfg, model, sampler, rank
+        self.autocast, self.device = autocast, device
+        self.fresh = math.ceil(cfg.batch / cfg.latent_reuse)
+        self.size = max(cfg.latent_pool, cfg.batch)
+        self.ring: list[torch.Tensor | None] = [None] * self.size
+        self.made = self.fresh * start_step  # crops encoded so far
+        for k in range(max(0, self.made - self.size), self.made):
+            self.ring[k % self.size] = self._encode(k)
+
+    @torch.no_grad()
+    def _encode(self, k: int) -> torch.Tensor:
+        seed = [self.cfg.seed, self.rank, k]
+        x = self.sampler.sample(np.random.default_rng(seed))[None].to(self.device, memory_format=torch.channels_last)
+        level = None
+        if self.cfg.model.denoise:
+            generator = torch.Generator(self.device).manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
+            level = noise_levels(self.cfg, 1, self.device, generator)
+            if level.item() > 0:
+                x = add_noise(x, level, generator)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            return self.model.encode_pixels(x, level)[0]
+
+    def batch(self) -> torch.Tensor:
+        """The next batch of latents (batch, M, crop / 16, crop / 16), before any gain."""
+        new = [self.made + i for i in range(self.fresh)]
+        for k in new:
+            self.ring[k % self.size] = self._encode(k)
+        self.made += self.fresh
+        filled = min(self.made, self.size)
+        drawn = torch.randint(filled, (self.cfg.batch - self.fresh,)).tolist()
+        slots = [k % self.size for k in new] + drawn
+        return torch.stack([self.ring[s] for s in slots]).float()
 
 
 def _remap_gains(old: torch.Tensor, old_cfg: ModelConfig, new_cfg: ModelConfig) -> torch.Tensor:
@@ -311,6 +371,13 @@ def rd_loss(model: HyperpriorModel, x: torch.Tensor, t: torch.Tensor, autocast: 
     return loss, mse.detach(), bpp.detach()
 
 
+def latent_rate_loss(model: HyperpriorModel, y: torch.Tensor, t: torch.Tensor, pixels: int):
+    """The rate alone (bpp) of latents g_a already made (a LatentPool's), for a context-only run."""
+    out = model(y, t, synthesize=False, encoded=True)
+    bpp = (out.bits_y + out.bits_z) / pixels
+    return bpp.mean(), None, bpp.detach()
+
+
 @torch.no_grad()
 def evaluate(model: HyperpriorModel, files: list[Path], qualities=(10, 50, 90)) -> dict:
     """Real coding: bpp of the encoded bytes and PSNR of the decoded pixels, averaged per image."""
@@ -410,6 +477,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
         hours = warm_start(model, cfg.init)  # the hours keep counting from the source run
     if cfg.context_only and cfg.encoder_only:
         raise ValueError("context_only and encoder_only train disjoint parts: choose one")
+    if cfg.latent_reuse > 1 and not cfg.context_only:
+        raise ValueError("latent_reuse: stored latents hold only while g_a does not learn (context_only)")
     if cfg.context_only:
         set_context_only(model)
     if cfg.encoder_only:  # the decoder side (g_s, h_s, the z prior, the context model) stays frozen
@@ -425,6 +494,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
         sampler.rng.bit_generator.state = ckpt["sampler_rng"]
         if rank:
             sampler.rng = np.random.default_rng([cfg.seed, rank, start_step])
+    pool = LatentPool(cfg, model, sampler, rank, autocast, device, start_step) if cfg.latent_reuse > 1 else None
     eval_files = list_images(cfg.eval_dir)[: cfg.eval_images] if cfg.eval_every and rank == 0 else []
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -445,14 +515,18 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
             set_finetune(model)
             if distributed:  # DDP must learn which parameters still take gradients
                 net = torch.nn.parallel.DistributedDataParallel(model)
-        x = sampler.batch(cfg.batch).to(device, memory_format=torch.channels_last)
-        t = torch.rand(cfg.batch, device=device) ** cfg.quality_power
-        noisy = level = None
-        if cfg.model.denoise:
-            level = torch.rand(cfg.batch, device=device) * cfg.noise_max
-            level = level * (torch.rand(cfg.batch, device=device) < cfg.noise_share)
-            noisy = torch.where((level > 0)[:, None, None, None], add_noise(x, level), x)
-        loss, mse, bpp = rd_loss(net, x, t, autocast, noisy, level, rate_only=cfg.context_only)
+        if pool is not None:
+            y = pool.batch()
+            t = torch.rand(cfg.batch, device=device) ** cfg.quality_power
+            loss, mse, bpp = latent_rate_loss(net, y, t, cfg.crop**2)
+        else:
+            x = sampler.batch(cfg.batch).to(device, memory_format=torch.channels_last)
+            t = torch.rand(cfg.batch, device=device) ** cfg.quality_power
+            noisy = level = None
+            if cfg.model.denoise:
+                level = noise_levels(cfg, cfg.batch, device)
+                noisy = torch.where((level > 0)[:, None, None, None], add_noise(x, level), x)
+            loss, mse, bpp = rd_loss(net, x, t, autocast, noisy, level, rate_only=cfg.context_only)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)

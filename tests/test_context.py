@@ -1,5 +1,7 @@
 """The context model: exact integers, y streams in parts, training it alone."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,8 @@ import torch
 from aecompress import codec, coder, context, intnet, zoo
 from aecompress.entropy import gaussian_tables
 from aecompress.model import HyperpriorModel, ModelConfig
-from aecompress.train import ENCODER, TrainConfig, set_context_only, train, warm_start
+from aecompress.train import (ENCODER, TrainConfig, latent_rate_loss, rd_loss, set_context_only, train,
+                              warm_start)
 from conftest import smooth_image, tiny_context_model_file, tiny_model_file
 
 
@@ -119,19 +122,28 @@ def test_the_search_works_with_a_context_model(tiny_context):
     assert np.asarray(codec.decode(data, model=tiny_context)).shape == rgb.shape
 
 
-def test_context_only_training_changes_nothing_else(tmp_path):
-    """A context model learns on top of a trained model, which stays exactly as it was."""
+def context_only_run(tmp_path, **overrides) -> TrainConfig:
+    """A context-only smoke run that adds a context model to a tiny denoising model."""
     data = tmp_path / "data"
-    data.mkdir()
+    data.mkdir(exist_ok=True)
     from PIL import Image
 
     for i in range(3):
         Image.fromarray(smooth_image(96, 96, seed=i)).save(data / f"{i}.png")
     source = tiny_model_file(tmp_path / "source.pt")
-    cfg = TrainConfig.smoke(data=str(data), out=str(tmp_path / "run"), init=str(source), steps=3,
-                            model=ModelConfig(N=8, M=12, levels=64, context=16), context_only=True)
+    model = ModelConfig(N=8, M=12, levels=64, context=16, denoise=True)
+    settings = dict(data=str(data), out=str(tmp_path / "run"), init=str(source), steps=3, model=model,
+                    context_only=True, noise_share=0.5)
+    return TrainConfig.smoke(**{**settings, **overrides})
+
+
+@pytest.mark.parametrize("latent_reuse", [1, 3])
+def test_context_only_training_changes_nothing_else(tmp_path, latent_reuse):
+    """A context model learns on top of a trained model, which stays exactly as it was, whether
+    g_a runs on every crop or its latents are drawn again from a pool."""
+    cfg = context_only_run(tmp_path, latent_reuse=latent_reuse, batch=3, latent_pool=4)
     before = HyperpriorModel(cfg.model)
-    warm_start(before, source)
+    warm_start(before, cfg.init)
     after = train(cfg, resume=False, progress=False)
     for (name, a), b in zip(after.state_dict().items(), before.state_dict().values()):
         if not name.startswith("context."):
@@ -140,6 +152,33 @@ def test_context_only_training_changes_nothing_else(tmp_path):
                zip(after.state_dict().items(), before.state_dict().values()) if name.startswith("context."))
     with pytest.raises(ValueError, match="no context model"):
         set_context_only(HyperpriorModel(ModelConfig(N=8, M=12)))
+
+
+def test_rate_of_stored_latents_is_the_rate_of_the_pixels():
+    """What a latent pool feeds the loss is what running g_a on the crops would have."""
+    torch.manual_seed(0)
+    model = HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_slices=2)).eval()
+    x, t = torch.rand(2, 3, 64, 64), torch.tensor([0.2, 0.9])
+    with torch.no_grad():
+        from_pixels = rd_loss(model, x, t, autocast=False, rate_only=True)[2]
+        from_latents = latent_rate_loss(model, model.encode_pixels(x), t, 64 * 64)[2]
+    torch.testing.assert_close(from_latents, from_pixels, rtol=0, atol=0)
+
+
+def test_context_only_run_from_a_latent_pool_resumes_exactly(tmp_path):
+    """The pool is rebuilt on resume (each crop has its own seed), so the run goes on unchanged."""
+    cfg = context_only_run(tmp_path, latent_reuse=2, batch=3, latent_pool=4, steps=6)
+    straight = train(replace(cfg, out=str(tmp_path / "a")), resume=False, progress=False)
+    train(replace(cfg, out=str(tmp_path / "b")), progress=False, until=3)
+    resumed = train(replace(cfg, out=str(tmp_path / "b")), progress=False)
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_a_latent_pool_needs_a_frozen_g_a(tmp_path):
+    cfg = context_only_run(tmp_path, latent_reuse=2)
+    with pytest.raises(ValueError, match="context_only"):
+        train(replace(cfg, context_only=False), resume=False, progress=False)
 
 
 def test_encoder_only_training_keeps_the_decoder_bit_identical(tmp_path):
@@ -155,7 +194,7 @@ def test_encoder_only_training_keeps_the_decoder_bit_identical(tmp_path):
     cfg = TrainConfig.smoke(data=str(data), out=str(tmp_path / "run"), init=str(source), steps=3,
                             model=zoo.load_file(source).config, encoder_only=True, lr=1e-2)
     before = HyperpriorModel(cfg.model)
-    warm_start(before, source)
+    warm_start(before, cfg.init)
     after = train(cfg, resume=False, progress=False)
     changed = {name for (name, a), b in zip(after.state_dict().items(), before.state_dict().values())
                if not torch.equal(a.cpu(), b)}
