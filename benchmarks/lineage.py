@@ -25,12 +25,17 @@ CHANGES = {  # config fields whose change names the stage, in the words of `aeco
 }
 
 
-def stage(previous: dict | None, config: dict) -> str:
+def stage(previous: dict | None, model: dict) -> str:
     if previous is None:
         return "from scratch"
+    config = model["config"]
     changed = [text.format(new=config.get(field)) for field, text in CHANGES.items()
                if previous.get(field) != config.get(field)]
-    return "; ".join(changed) or "the same model, trained further"
+    if changed:
+        return "; ".join(changed)
+    if model["metadata"].get("train_config", {}).get("context_only"):
+        return "the same model, its context model trained further (--context-only)"
+    return "the same model, trained further"
 
 
 def main() -> None:
@@ -57,7 +62,7 @@ def main() -> None:
             stage_hours = hours - previous["metadata"]["hours"]
             gained = previous["kodak"]["bd_rate_vs_pillow_jpeg_percent"] - bd
             spent, rate = f"{hours:.2f} ({stage_hours:.2f})", f"{gained / stage_hours:+.1f}"
-        what = stage(previous["config"] if previous else None, m["config"])
+        what = stage(previous["config"] if previous else None, m)
         lines.append(f"| {m['name']} | {what} | {spent} | {bd:+.1f}% | {rate} |")
         previous = m
     (HERE / "lineage.md").write_text("\n".join(lines) + "\n")
