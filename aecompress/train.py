@@ -515,13 +515,11 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
             set_finetune(model)
             if distributed:  # DDP must learn which parameters still take gradients
                 net = torch.nn.parallel.DistributedDataParallel(model)
+        t = torch.rand(cfg.batch, device=device) ** cfg.quality_power
         if pool is not None:
-            y = pool.batch()
-            t = torch.rand(cfg.batch, device=device) ** cfg.quality_power
-            loss, mse, bpp = latent_rate_loss(net, y, t, cfg.crop**2)
+            loss, mse, bpp = latent_rate_loss(net, pool.batch(), t, cfg.crop**2)
         else:
             x = sampler.batch(cfg.batch).to(device, memory_format=torch.channels_last)
-            t = torch.rand(cfg.batch, device=device) ** cfg.quality_power
             noisy = level = None
             if cfg.model.denoise:
                 level = noise_levels(cfg, cfg.batch, device)
