@@ -232,6 +232,9 @@ def info(file, as_json, stats, model):
               "split evenly).")
 @click.option("--non-anchor-slices", type=click.IntRange(min=1), help="Code the other positions of the "
               "context model in this many channel groups, likewise (M must split evenly).")
+@click.option("--context-window", type=click.Choice(["3", "5"]), help="The other positions of the context "
+              "model read the anchors of a 3x3 window (their four neighbours) or of a 5x5 one (twelve); with "
+              "--init, a trained 3x3 model grows to 5x5 starting exactly where it was.")
 @click.option("--context-only", is_flag=True, help="Train only the context model, on rates alone; the "
               "rest of an --init model stays exactly as it is (fast: g_s is never run).")
 @click.option("--latent-reuse", type=click.IntRange(min=1), help="With --context-only: encode each crop "
@@ -249,8 +252,8 @@ def info(file, as_json, stats, model):
 @click.option("--export", "export_name", help="After training, write weights/<NAME>.pt and list it.")
 @files.one_line_errors
 def train(data, out, steps, batch, crop, lr, channels, width, lambdas, quality_power, denoise, init, uncharged_steps,
-          context, context_slices, non_anchor_slices, context_only, latent_reuse, encoder_only, autocast, eval_dir,
-          eval_every, smoke, fresh, export_name):
+          context, context_slices, non_anchor_slices, context_window, context_only, latent_reuse, encoder_only,
+          autocast, eval_dir, eval_every, smoke, fresh, export_name):
     """Train a model (resumes from OUT/checkpoint.pt). Runs under torchrun for several processes.
 
     \b
@@ -262,6 +265,7 @@ def train(data, out, steps, batch, crop, lr, channels, width, lambdas, quality_p
       aecompress train --init weights/hyperprior-dn-w96-64-192-ctx.pt --context-slices 4 --context-only --out runs/slices
       aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4.pt --non-anchor-slices 4 --context-only --out runs/na4
       aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4-4-v2.pt --context-only --latent-reuse 4 --out runs/more
+      aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4-4-v2.pt --context-window 5 --context-only --out runs/w5
       torchrun --nproc-per-node 8 -m aecompress train --batch 16
     """
     from dataclasses import replace
@@ -290,17 +294,21 @@ def train(data, out, steps, batch, crop, lr, channels, width, lambdas, quality_p
         model_overrides.update(context_slices=context_slices)
     if non_anchor_slices:
         model_overrides.update(non_anchor_slices=non_anchor_slices)
+    if context_window:
+        model_overrides.update(context_window=int(context_window))
     if model_overrides:
         cfg = replace(cfg, model=ModelConfig(**{**cfg.model.to_dict(), **model_overrides}))
-    if max(cfg.model.context_slices, cfg.model.non_anchor_slices) > 1 and not cfg.model.context:
-        raise click.UsageError("--context-slices and --non-anchor-slices group the latents of a context model: "
-                               "add --context")
+    shaped = (cfg.model.context_slices, cfg.model.non_anchor_slices, cfg.model.context_window) != (1, 1, 3)
+    if shaped and not cfg.model.context:
+        raise click.UsageError("--context-slices, --non-anchor-slices and --context-window shape a context "
+                               "model: add --context")
     if uncharged_steps:
         if source_model is None:
             raise click.UsageError("--uncharged-steps needs --init (the channels beyond the source's M)")
         cfg = replace(cfg, uncharged_from=source_model.M, uncharged_steps=uncharged_steps)
     if context_only:
-        if source_model is None or model_overrides.keys() - {"context", "context_slices", "non_anchor_slices"}:
+        if source_model is None or model_overrides.keys() - {"context", "context_slices", "non_anchor_slices",
+                                                           "context_window"}:
             raise click.UsageError("--context-only trains a context model for an --init model, which it "
                                    "leaves as it is: no --channels, --width, --lambdas or --denoise")
         if not cfg.model.context:

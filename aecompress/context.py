@@ -4,6 +4,8 @@ He et al., "Checkerboard context model for efficient learned image compression",
 The latents of y are split like the squares of a checkerboard. Anchors ((row + col) even) are
 coded first. Once they are decoded, every other latent sees its four anchor neighbours (all
 channels), and a small integer network corrects the hyperprior's scale index and mean there.
+With `window` 5 it sees the twelve anchors of the 5x5 window around it instead (He et al.'s
+5x5 checkerboard convolution), for a few more operations in that one network.
 
 With `slices` > 1 the anchors are coded in that many equal groups of channels, and the tables
 of each group are corrected the same way from the groups before it, at the same position and
@@ -26,7 +28,7 @@ positions too:
 
 Every correction is one network (`ContextNet`):
 
-    [decoded y_hat, taps of a 3x3 window]  --conv-+
+    [decoded y_hat, taps of a 3x3 window]  --conv-+      (5x5 for CROSS with `window` 5)
     [16 * index, mean] (1x1)               --conv-+--> QReLU --1x1--> QReLU --1x1--> [d_index, d_mean]
 
     index' = clip(index + d_index),  mean' = mean + d_mean
@@ -53,8 +55,18 @@ from .intnet import ACT_MAX, ACT_SCALE, EXACT_LIMIT, FRACTION_BITS, MEAN_LIMIT, 
 from .layers import round_ste
 
 INPUT_LIMIT = MEAN_LIMIT  # inputs (units of MEAN_SCALE) are clipped to +-this on the way in
-CROSS = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])  # a non-anchor's anchor neighbours
 DIAGONAL = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 1.0]])  # an anchor and its anchor neighbours
+WINDOWS = (3, 5)  # sides of the window the CROSS taps may span
+
+
+def cross(window: int) -> torch.Tensor:
+    """The anchors in a window centred on another position: the squares of the other colour,
+    4 of them in a 3x3 window, 12 in a 5x5 one."""
+    if window not in WINDOWS:
+        raise ValueError(f"the context window must be one of {WINDOWS}, got {window}")
+    offsets = torch.arange(window) - window // 2
+    return ((offsets[:, None] + offsets[None, :]) % 2).float()
+
 LAYERS = 4  # integer layers per network: taps, hyper, mid, out
 
 
@@ -74,11 +86,11 @@ class ContextNet(nn.Module):
         self.coded, self.levels, self.reads_anchors = coded, levels, reads_anchors
         act = torch.full((hidden,), ACT_SCALE)
         out = torch.cat([torch.ones(coded), torch.full((coded,), MEAN_SCALE)])
-        self.anchors = QuantizedConv(seen, hidden, 3, 1, False, MEAN_SCALE, act)
+        self.anchors = QuantizedConv(seen, hidden, taps.shape[-1], 1, False, MEAN_SCALE, act)
         self.hyper = QuantizedConv(2 * coded, hidden, 1, 1, False, MEAN_SCALE, act)
         self.mid = QuantizedConv(hidden, hidden, 1, 1, False, ACT_SCALE, act)
         self.out = QuantizedConv(hidden, 2 * coded, 1, 1, False, ACT_SCALE, out)
-        self.anchors.register_buffer("mask", taps.expand(hidden, seen, 3, 3).clone(), persistent=False)
+        self.anchors.register_buffer("mask", taps.expand(hidden, seen, *taps.shape).clone(), persistent=False)
         with torch.no_grad():
             self.hyper.bias.fill_(0.5)  # hidden units start awake
             self.out.weight.zero_()
@@ -135,12 +147,13 @@ class ContextNet(nn.Module):
 
 
 class CheckerboardContext(ContextNet):
-    """The network of the non-anchors (from all anchors), plus one network for each channel
-    group after the first, of the anchors and of the other positions (from the groups before
-    it at the same positions; `hidden` // 2 channels)."""
+    """The network of the non-anchors (from all anchors in a `window` x `window` window), plus
+    one network for each channel group after the first, of the anchors and of the other
+    positions (from the groups before it at the same positions; `hidden` // 2 channels)."""
 
-    def __init__(self, M: int, hidden: int, levels: int, slices: int = 1, non_anchor_slices: int = 1):
-        super().__init__(M, M, hidden, levels, CROSS)
+    def __init__(self, M: int, hidden: int, levels: int, slices: int = 1, non_anchor_slices: int = 1,
+                 window: int = 3):
+        super().__init__(M, M, hidden, levels, cross(window))
         for n, where in ((slices, "anchors"), (non_anchor_slices, "other positions")):
             if n < 1 or M % n:
                 raise ValueError(f"the {where}' {M} channels do not split into {n} equal groups")
@@ -197,6 +210,7 @@ class Part:
     anchors: bool
     layers: list[dict[str, np.ndarray]] | None  # the network correcting its tables; None: the hyperprior's
     corrects: slice | None = None  # the channels whose tables `layers` correct; None: `channels`
+    window: int = 3  # side of the window the CROSS network's taps span
 
     @property
     def corrected(self) -> slice:
@@ -204,24 +218,30 @@ class Part:
 
     @property
     def cross(self) -> bool:
-        """The first part of the other positions: its network reads their four anchor neighbours."""
+        """The first part of the other positions: its network reads their anchor neighbours."""
         return not self.anchors and self.channels.start == 0
+
+    @property
+    def taps(self) -> torch.Tensor:
+        """Where its network reads, around each of its positions."""
+        return cross(self.window) if self.cross else DIAGONAL
 
     def positions(self, h: int, w: int) -> np.ndarray:
         mask = anchor_mask(h, w)
         return mask if self.anchors else ~mask
 
 
-def parts(nets: list[list[dict[str, np.ndarray]]], M: int, slices: int) -> list[Part]:
+def parts(nets: list[list[dict[str, np.ndarray]]], M: int, slices: int, window: int = 3) -> list[Part]:
     """The parts of y in coding order, for the exported networks of a context model whose
-    anchors are coded in `slices` groups (`CheckerboardContext.export`)."""
+    anchors are coded in `slices` groups and whose CROSS network spans a `window` x `window`
+    window (`CheckerboardContext.export`)."""
     non_anchors, *rest = nets
     size = M // slices
     anchors = [Part(slice(k * size, (k + 1) * size), True, layers)
                for k, layers in enumerate([None, *rest[: slices - 1]])]
     later = rest[slices - 1 :]
     size = M // (len(later) + 1)
-    others = [Part(slice(0, size), False, non_anchors, slice(0, M))]
+    others = [Part(slice(0, size), False, non_anchors, slice(0, M), window)]
     others += [Part(slice(k * size, (k + 1) * size), False, layers) for k, layers in enumerate(later, start=1)]
     return [*anchors, *others]
 
@@ -237,34 +257,36 @@ def correct(part: Part, symbols: np.ndarray, index: np.ndarray, mean_int: np.nda
     own positions.
 
     Only the part's positions are computed: all taps as one matrix product, then the 1x1
-    layers. Runs in bands of `band` rows with one row of context on each side: memory stays
-    bounded, and the result equals one pass over the whole latent, since every step is exact.
+    layers. Runs in bands of `band` rows with the window's reach of context on each side: memory
+    stays bounded, and the result equals one pass over the whole latent, since every step is exact.
     """
-    taps, seen = (CROSS, index.shape[0]) if part.cross else (DIAGONAL, part.channels.start)
+    taps, seen = part.taps, index.shape[0] if part.cross else part.channels.start
+    reach = taps.shape[-1] // 2
     weights = [{k: torch.from_numpy(v.astype(np.float64)) for k, v in layer.items()} for layer in part.layers]
     w_taps = weights[0]["weight"].flatten(1)  # (hidden, seen * taps): one matrix for all taps
     w_hyper, w_mid, w_out = (layer["weight"][:, :, 0, 0] for layer in weights[1:])
     b_first, b_mid, b_out = (layer["bias"][:, None] for layer in (weights[0], weights[2], weights[3]))
-    offsets = np.array([(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if taps[dr + 1, dc + 1]])
+    around = range(-reach, reach + 1)
+    offsets = np.array([(dr, dc) for dr in around for dc in around if taps[dr + reach, dc + reach]])
     coded_index, coded_mean = index[part.corrected], mean_int[part.corrected]  # views: written in place
     G, h, w = coded_index.shape
     targets = part.positions(h, w)
     with torch.no_grad():
         for r0 in range(0, h, band):
             r1 = min(h, r0 + band)
-            lo, hi = max(0, r0 - 1), min(h, r1 + 1)
+            lo, hi = max(0, r0 - reach), min(h, r1 + reach)
             # y_hat' of the seen channels, zeros beyond the edges. The taps of a target only ever
             # land on positions the part reads (the anchors, or its own side of the checkerboard),
             # so the others need no masking.
-            x = np.zeros((seen, hi - lo + 2, w + 2))
-            inner = x[:, 1:-1, 1:-1]
+            x = np.zeros((seen, hi - lo + 2 * reach, w + 2 * reach))
+            inner = x[:, reach:-reach, reach:-reach]
             np.multiply(symbols[:seen, lo:hi], 16.0, out=inner)
             inner += mean_int[:seen, lo:hi]
             np.clip(inner, -INPUT_LIMIT, INPUT_LIMIT, out=inner)
             at = targets[r0:r1]
             rows, cols = np.nonzero(at)
-            rows = rows + (r0 - lo) + 1  # in the padded band
-            flat = (rows + offsets[:, :1]) * (w + 2) + cols + 1 + offsets[:, 1:]  # (taps, positions)
+            rows = rows + (r0 - lo) + reach  # in the padded band
+            flat = (rows + offsets[:, :1]) * (w + 2 * reach) + cols + reach + offsets[:, 1:]  # (taps, positions)
             seen_taps = np.take(x.reshape(seen, -1), flat, axis=1)  # (seen, taps, positions)
             seen_taps = torch.from_numpy(seen_taps.reshape(seen * len(offsets), len(rows)))
             band_index, band_mean = coded_index[:, r0:r1], coded_mean[:, r0:r1]

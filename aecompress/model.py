@@ -12,7 +12,8 @@ changes, so a denoised file needs nothing new to decode.
 With `context`, a checkerboard context model (context.py) refines index and mu at half of the
 positions from the decoded other half: y is then coded in two passes. With `context_slices`,
 the anchors are coded in that many channel groups, each refined by the groups before it; with
-`non_anchor_slices`, likewise the other positions.
+`non_anchor_slices`, likewise the other positions; `context_window` 5 lets the other positions
+read the anchors of a 5x5 window rather than their four neighbours.
 
 Minnen, Balle, Toderici, "Joint autoregressive and hierarchical priors", NeurIPS 2018 (the
 mean-scale hyperprior, without the serial context model); Cui et al., "Asymmetric gained
@@ -52,6 +53,7 @@ class ModelConfig:
     context: int = 0  # hidden channels of the checkerboard context model (context.py); 0: none
     context_slices: int = 1  # channel groups of the anchors, each refined by those before it
     non_anchor_slices: int = 1  # channel groups of the other positions, likewise
+    context_window: int = 3  # side of the window the other positions read the anchors in: 3 or 5
 
     @property
     def transform_width(self) -> int:
@@ -92,7 +94,7 @@ class HyperpriorModel(nn.Module):
         self.z_prior = FactorizedPrior(N)
         if config.context:
             self.context = CheckerboardContext(M, config.context, config.levels, config.context_slices,
-                                               config.non_anchor_slices)
+                                               config.non_anchor_slices, config.context_window)
         self.rate_from_rounded_z = False  # set for the final fine-tune of the entropy path
         self.uncharged_from: int | None = None  # channels of y from here on cost no bits (training)
         # Gain vectors start at the step sizes high-rate theory suggests (step ~ 1/sqrt(lambda)).

@@ -283,6 +283,17 @@ def widen_transforms(state: dict, config: ModelConfig, width: int) -> dict:
     return state
 
 
+def widen_window(state: dict, window: int) -> dict:
+    """A trained context model's state with its CROSS network reading a wider window: the
+    trained taps in the middle, zeros on the new ones, so the tables start exactly as they were."""
+    state = dict(state)
+    key = "context.anchors.weight"
+    trained = state[key]
+    margin = (window - trained.shape[-1]) // 2
+    state[key] = torch.nn.functional.pad(trained, (margin,) * 4)
+    return state
+
+
 def load_source(source: str | Path) -> tuple[dict, ModelConfig, float]:
     """The weights, model config and training hours of a run's checkpoint or a weights file."""
     source = Path(source)
@@ -319,7 +330,12 @@ def warm_start(model: HyperpriorModel, source: str | Path) -> float:
         if old > 1 and old != new:
             raise ValueError(f"{source}: its context model codes the {where} in {old} channel groups, "
                              "which cannot be regrouped")
+    if old_cfg.context and old_cfg.context_window > new_cfg.context_window:
+        raise ValueError(f"{source}: its context model reads a {old_cfg.context_window}x{old_cfg.context_window} "
+                         "window, which cannot shrink")
     state = {k: v.float() for k, v in state.items()}
+    if old_cfg.context and old_cfg.context_window < new_cfg.context_window:
+        state = widen_window(state, new_cfg.context_window)
     for key in ("log_gain", "log_inverse_gain"):
         state[key] = _remap_gains(state[key], old_cfg, new_cfg)
     if old_cfg.transform_width < new_cfg.transform_width:

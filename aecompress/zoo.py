@@ -50,7 +50,7 @@ class CodingModel:
     @property
     def parts(self) -> list[Part]:
         """The parts of the y stream in coding order (context.parts); only with a context model."""
-        return parts(self.context, self.config.M, self.config.context_slices)
+        return parts(self.context, self.config.M, self.config.context_slices, self.config.context_window)
 
 
 def _tables_to_dict(t: Tables) -> dict[str, torch.Tensor]:

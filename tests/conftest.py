@@ -20,11 +20,12 @@ def tiny_model_file(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def tiny_context_model_file(path: Path, seed: int = 0, slices: int = 1, non_anchor_slices: int = 1) -> Path:
+def tiny_context_model_file(path: Path, seed: int = 0, slices: int = 1, non_anchor_slices: int = 1,
+                            window: int = 3) -> Path:
     """A tiny model with a context model that does something: its last layers are not left at zero."""
     torch.manual_seed(seed)
     net = HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_slices=slices,
-                                      non_anchor_slices=non_anchor_slices))
+                                      non_anchor_slices=non_anchor_slices, context_window=window))
     with torch.no_grad():
         for part in (net.context, *net.context.slices, *net.context.non_anchor_slices):
             part.out.weight.normal_(0, 0.02)
@@ -44,7 +45,7 @@ def golden_model() -> zoo.CodingModel:
 
 
 GOLDEN_MODELS = {"context_": "tiny-context.pt", "groups_": "tiny-context-groups.pt",
-                 "nonanchor_": "tiny-context-nonanchor.pt"}  # by file-name prefix
+                 "nonanchor_": "tiny-context-nonanchor.pt", "window_": "tiny-context-window.pt"}  # by file-name prefix
 
 
 def golden_model_for(name: str) -> zoo.CodingModel:

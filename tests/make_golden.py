@@ -34,6 +34,8 @@ def main() -> None:
     with_groups = model("tiny-context-groups.pt", tiny_context_model_file, seed=1, slices=3)
     with_other_groups = model("tiny-context-nonanchor.pt", tiny_context_model_file, seed=2, slices=2,
                               non_anchor_slices=4)
+    with_window = model("tiny-context-window.pt", tiny_context_model_file, seed=3, slices=2, non_anchor_slices=2,
+                        window=5)
     cases = {
         "rgb_65x257_q30.aec": (Image.fromarray(smooth_image(65, 257, seed=3)), 30, plain),
         "rgb_96x80_q90.aec": (Image.fromarray(smooth_image(96, 80, seed=4)), 90, plain),
@@ -41,6 +43,7 @@ def main() -> None:
         "context_rgb_70x90_q60.aec": (Image.fromarray(smooth_image(70, 90, seed=6)), 60, with_context),
         "groups_rgb_75x81_q45.aec": (Image.fromarray(smooth_image(75, 81, seed=7)), 45, with_groups),
         "nonanchor_rgb_83x70_q50.aec": (Image.fromarray(smooth_image(83, 70, seed=8)), 50, with_other_groups),
+        "window_rgb_77x66_q55.aec": (Image.fromarray(smooth_image(77, 66, seed=9)), 55, with_window),
     }
     listed = GOLDEN / "expected.json"
     expected = json.loads(listed.read_text()) if listed.exists() else {}

@@ -14,12 +14,11 @@ from aecompress.train import (ENCODER, TrainConfig, latent_rate_loss, rd_loss, s
 from conftest import smooth_image, tiny_context_model_file, tiny_model_file
 
 
-@pytest.fixture(scope="module", params=[(0, 1, 1), (0, 3, 1), (2, 2, 4)],
-                ids=["checkerboard", "3-anchor-groups", "2-anchor-4-other-groups"])
+@pytest.fixture(scope="module", params=[(0, 1, 1, 3), (0, 3, 1, 3), (2, 2, 4, 3), (3, 2, 2, 5)],
+                ids=["checkerboard", "3-anchor-groups", "2-anchor-4-other-groups", "5x5-window"])
 def tiny_context(request, tmp_path_factory) -> zoo.CodingModel:
     path = tmp_path_factory.mktemp("model") / "tiny-context.pt"
-    seed, slices, non_anchor_slices = request.param
-    return zoo.load_file(tiny_context_model_file(path, seed, slices, non_anchor_slices))
+    return zoo.load_file(tiny_context_model_file(path, *request.param))
 
 
 def hyper_and_context(model, h=40, w=56, quality=60):
@@ -247,3 +246,24 @@ def test_groups_of_the_other_positions_start_where_the_model_was(tmp_path):
                    tmp_path / "grouped.pt")
     with pytest.raises(ValueError, match="other positions' 12 channels do not split into 5"):
         HyperpriorModel(ModelConfig(N=8, M=12, context=16, non_anchor_slices=5))
+
+
+def test_a_wider_window_starts_where_the_model_was(tmp_path):
+    """The other positions of a trained 3x3 model may read a 5x5 window: the new taps start at
+    zero, so every table is as it was; a window never shrinks."""
+    source = tiny_context_model_file(tmp_path / "source.pt", slices=2, non_anchor_slices=2)
+    wide = HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_slices=2, non_anchor_slices=2,
+                                       context_window=5))
+    warm_start(wide, source)
+    zoo.export(wide, tmp_path / "wide.pt", "wide")
+    before, after = zoo.load_file(source), zoo.load_file(tmp_path / "wide.pt")
+    assert after.context[0][0]["weight"].shape[-1] == 12  # the anchors of a 5x5 window
+    rgb = smooth_image(48, 64, seed=3)
+    for name in ("y_symbols", "index", "mean_int"):
+        np.testing.assert_array_equal(getattr(codec.analyze(after, rgb, 40, torch.device("cpu")), name),
+                                      getattr(codec.analyze(before, rgb, 40, torch.device("cpu")), name))
+    with pytest.raises(ValueError, match="5x5 window, which cannot shrink"):
+        warm_start(HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_slices=2, non_anchor_slices=2)),
+                   tmp_path / "wide.pt")
+    with pytest.raises(ValueError, match="must be one of"):
+        HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_window=4))

@@ -248,6 +248,14 @@ def test_train_command_from_init_keeps_the_source_model_unless_told(data_dir, tm
         saved = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
         assert saved["train_config"]["model"][option.strip("-").replace("-", "_")] == groups
         assert saved["model"][key].shape[:2] == shape
+    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "window"), "--context-window", "5"])
+    assert r.exit_code == 2 and "add --context" in r.output
+    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "window"), "--context", "16", "--context-window", "5",
+                                  "--context-only"])
+    assert r.exit_code == 0, r.output
+    saved = torch.load(tmp_path / "window" / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert saved["train_config"]["model"]["context_window"] == 5
+    assert saved["model"]["context.anchors.weight"].shape[-2:] == (5, 5)
     r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "pool"), "--latent-reuse", "4"])
     assert r.exit_code == 2 and "--latent-reuse needs --context-only" in r.output
     r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "pool"), "--context", "16", "--context-only",
