@@ -264,7 +264,7 @@ def train(data, out, steps, batch, crop, lr, channels, width, lambdas, quality_p
       aecompress train --init weights/hyperprior-dn-w96-64-192.pt --context 192 --context-only --out runs/ctx
       aecompress train --init weights/hyperprior-dn-w96-64-192-ctx.pt --context-slices 4 --context-only --out runs/slices
       aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4.pt --non-anchor-slices 4 --context-only --out runs/na4
-      aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4-4-v2.pt --context-only --latent-reuse 4 --out runs/more
+      aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4-4-5x5.pt --context-only --latent-reuse 4 --out runs/more
       aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4-4-v2.pt --context-window 5 --context-only --out runs/w5
       torchrun --nproc-per-node 8 -m aecompress train --batch 16
     """

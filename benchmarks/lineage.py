@@ -11,7 +11,10 @@ for it (24 images, real files, BD-rate against Pillow JPEG at its default 4:2:0)
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
+
+from aecompress.model import ModelConfig
 
 HERE = Path(__file__).resolve().parent
 MANIFEST = HERE.parent / "weights" / "manifest.json"
@@ -22,15 +25,15 @@ CHANGES = {  # config fields whose change names the stage, in the words of `aeco
     "context": "checkerboard context model (--context {new}, --context-only)",
     "context_slices": "anchors in {new} channel groups (--context-slices, --context-only)",
     "non_anchor_slices": "other positions in {new} channel groups (--non-anchor-slices, --context-only)",
+    "context_window": "other positions read the anchors of a {new}x{new} window (--context-window, --context-only)",
 }
 
 
 def stage(previous: dict | None, model: dict) -> str:
     if previous is None:
         return "from scratch"
-    config = model["config"]
-    changed = [text.format(new=config.get(field)) for field, text in CHANGES.items()
-               if previous.get(field) != config.get(field)]
+    before, config = asdict(ModelConfig(**previous)), asdict(ModelConfig(**model["config"]))  # defaults filled in
+    changed = [text.format(new=config[field]) for field, text in CHANGES.items() if before[field] != config[field]]
     if changed:
         return "; ".join(changed)
     if model["metadata"].get("train_config", {}).get("context_only"):
