@@ -211,18 +211,25 @@ def test_a_context_model_does_not_grow_with_y(tmp_path):
     assert torch.equal(model.context.out.weight, zoo.load_file(source).net.context.out.weight)
 
 
-def test_anchor_groups_added_to_a_trained_context_model_start_where_it_was(tmp_path):
-    """Grouping the anchors of a trained model changes no table until the new networks learn."""
-    source = tiny_context_model_file(tmp_path / "source.pt")
-    grouped = HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_slices=4))
-    warm_start(grouped, source)
-    zoo.export(grouped, tmp_path / "grouped.pt", "grouped")
-    before, after = zoo.load_file(source), zoo.load_file(tmp_path / "grouped.pt")
-    assert len(after.context) == 4
+def grown_codes_alike(source, grown: HyperpriorModel, path) -> zoo.CodingModel:
+    """Warm-start `grown` from `source`, export it to `path` and check that it codes an image with
+    exactly the symbols and tables the source does; the exported model."""
+    warm_start(grown, source)
+    zoo.export(grown, path, path.stem)
+    before, after = zoo.load_file(source), zoo.load_file(path)
     rgb = smooth_image(48, 64, seed=3)
     for name in ("y_symbols", "index", "mean_int"):
         np.testing.assert_array_equal(getattr(codec.analyze(after, rgb, 40, torch.device("cpu")), name),
                                       getattr(codec.analyze(before, rgb, 40, torch.device("cpu")), name))
+    return after
+
+
+def test_anchor_groups_added_to_a_trained_context_model_start_where_it_was(tmp_path):
+    """Grouping the anchors of a trained model changes no table until the new networks learn."""
+    source = tiny_context_model_file(tmp_path / "source.pt")
+    grouped = HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_slices=4))
+    after = grown_codes_alike(source, grouped, tmp_path / "grouped.pt")
+    assert len(after.context) == 4
     with pytest.raises(ValueError, match="cannot be regrouped"):
         warm_start(HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_slices=2)), tmp_path / "grouped.pt")
     with pytest.raises(ValueError, match="do not split into 5 equal groups"):
@@ -233,14 +240,8 @@ def test_groups_of_the_other_positions_start_where_the_model_was(tmp_path):
     """Likewise for the other positions: the new parts are coded with the tables of before."""
     source = tiny_context_model_file(tmp_path / "source.pt", slices=3)
     grouped = HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_slices=3, non_anchor_slices=4))
-    warm_start(grouped, source)
-    zoo.export(grouped, tmp_path / "grouped.pt", "grouped")
-    before, after = zoo.load_file(source), zoo.load_file(tmp_path / "grouped.pt")
+    after = grown_codes_alike(source, grouped, tmp_path / "grouped.pt")
     assert [(p.channels, p.anchors) for p in after.parts[3:]] == [(slice(3 * k, 3 * k + 3), False) for k in range(4)]
-    rgb = smooth_image(48, 64, seed=3)
-    for name in ("y_symbols", "index", "mean_int"):
-        np.testing.assert_array_equal(getattr(codec.analyze(after, rgb, 40, torch.device("cpu")), name),
-                                      getattr(codec.analyze(before, rgb, 40, torch.device("cpu")), name))
     with pytest.raises(ValueError, match="other positions in 4 channel groups, which cannot be regrouped"):
         warm_start(HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_slices=3, non_anchor_slices=2)),
                    tmp_path / "grouped.pt")
@@ -254,14 +255,8 @@ def test_a_wider_window_starts_where_the_model_was(tmp_path):
     source = tiny_context_model_file(tmp_path / "source.pt", slices=2, non_anchor_slices=2)
     wide = HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_slices=2, non_anchor_slices=2,
                                        context_window=5))
-    warm_start(wide, source)
-    zoo.export(wide, tmp_path / "wide.pt", "wide")
-    before, after = zoo.load_file(source), zoo.load_file(tmp_path / "wide.pt")
+    after = grown_codes_alike(source, wide, tmp_path / "wide.pt")
     assert after.context[0][0]["weight"].shape[-1] == 12  # the anchors of a 5x5 window
-    rgb = smooth_image(48, 64, seed=3)
-    for name in ("y_symbols", "index", "mean_int"):
-        np.testing.assert_array_equal(getattr(codec.analyze(after, rgb, 40, torch.device("cpu")), name),
-                                      getattr(codec.analyze(before, rgb, 40, torch.device("cpu")), name))
     with pytest.raises(ValueError, match="5x5 window, which cannot shrink"):
         warm_start(HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_slices=2, non_anchor_slices=2)),
                    tmp_path / "wide.pt")
