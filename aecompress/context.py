@@ -57,6 +57,7 @@ from .layers import round_ste
 INPUT_LIMIT = MEAN_LIMIT  # inputs (units of MEAN_SCALE) are clipped to +-this on the way in
 DIAGONAL = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 1.0]])  # an anchor and its anchor neighbours
 WINDOWS = (3, 5)  # sides of the window the CROSS taps may span
+LAYERS = 4  # integer layers per network: taps, hyper, mid, out
 
 
 def cross(window: int) -> torch.Tensor:
@@ -67,7 +68,6 @@ def cross(window: int) -> torch.Tensor:
     offsets = torch.arange(window) - window // 2
     return ((offsets[:, None] + offsets[None, :]) % 2).float()
 
-LAYERS = 4  # integer layers per network: taps, hyper, mid, out
 
 
 def anchor_mask(h: int, w: int) -> np.ndarray:
