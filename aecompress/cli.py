@@ -211,6 +211,8 @@ def info(file, as_json, stats, model):
 @click.option("--batch", type=int, help="Crops per step (per process under torchrun).")
 @click.option("--crop", type=int, help="Crop size in pixels.")
 @click.option("--lr", type=float, help="Peak learning rate.")
+@click.option("--min-downscale", type=click.FloatRange(0, 1, min_open=True), help="Crops are taken "
+              "from the image scaled by a random factor in [this, 1]: 1 keeps full resolution.  [default: 0.4]")
 @click.option("--channels", type=(int, int), help="N M: widths of z and the hyper transforms (of g_a and g_s "
               "too, unless --width) and of y.")
 @click.option("--width", type=click.IntRange(min=1), help="Channels of g_a and g_s. With --init and a wider "
@@ -251,7 +253,7 @@ def info(file, as_json, stats, model):
 @click.option("--fresh", is_flag=True, help="Ignore an existing checkpoint in --out.")
 @click.option("--export", "export_name", help="After training, write weights/<NAME>.pt and list it.")
 @files.one_line_errors
-def train(data, out, steps, batch, crop, lr, channels, width, lambdas, quality_power, denoise, init, uncharged_steps,
+def train(data, out, steps, batch, crop, lr, min_downscale, channels, width, lambdas, quality_power, denoise, init, uncharged_steps,
           context, context_slices, non_anchor_slices, context_window, context_only, latent_reuse, encoder_only,
           autocast, eval_dir, eval_every, smoke, fresh, export_name):
     """Train a model (resumes from OUT/checkpoint.pt). Runs under torchrun for several processes.
@@ -275,7 +277,7 @@ def train(data, out, steps, batch, crop, lr, channels, width, lambdas, quality_p
 
     cfg = training.TrainConfig.smoke() if smoke else training.TrainConfig()
     overrides = {"data": data, "out": out, "steps": steps, "batch": batch, "crop": crop, "lr": lr,
-                 "quality_power": quality_power, "autocast": autocast, "eval_dir": eval_dir,
+                 "min_downscale": min_downscale, "quality_power": quality_power, "autocast": autocast, "eval_dir": eval_dir,
                  "eval_every": eval_every, "init": init}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     source_model = training.load_source(init)[1] if init else None

@@ -105,14 +105,18 @@ def test_ddp_ranks_end_with_identical_weights(data_dir, tmp_path):
 
 def test_train_command_takes_its_settings_into_the_run(data_dir, tmp_path):
     out = tmp_path / "run"
-    args = ["train", "--smoke", "--data", str(data_dir), "--out", str(out), "--quality-power", "0.5", "--lr", "1e-4"]
+    args = ["train", "--smoke", "--data", str(data_dir), "--out", str(out), "--min-downscale", "1",
+            "--quality-power", "0.5", "--lr", "1e-4"]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     saved = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
     assert saved["step"] == TrainConfig.smoke().steps
-    assert saved["train_config"]["quality_power"] == 0.5 and saved["train_config"]["lr"] == 1e-4
+    settings = saved["train_config"]
+    assert settings["quality_power"] == 0.5 and settings["lr"] == 1e-4 and settings["min_downscale"] == 1
     r = CliRunner().invoke(main, [*args[:-4], "--quality-power", "0"])
     assert r.exit_code == 2 and "--quality-power" in r.output
+    r = CliRunner().invoke(main, [*args[:-6], "--min-downscale", "0"])
+    assert r.exit_code == 2 and "--min-downscale" in r.output
 
 
 def test_widening_y_keeps_what_the_model_reconstructs(tmp_path):
