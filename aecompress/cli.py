@@ -227,6 +227,9 @@ def info(file, as_json, stats, model):
 @click.option("--uncharged-steps", type=click.IntRange(min=0),
               help="With --init and a larger M: the new channels cost no bits for this many steps, so "
               "they learn to carry information before they pay for it.")
+@click.option("--analysis-width", type=click.IntRange(min=1), help="Channels of g_a alone: a wider encoder for "
+              "the same decoder. With --init it grows g_a as --width does, and with --encoder-only the "
+              "decoder stays bit-identical.")
 @click.option("--context", type=click.IntRange(min=1), help="Add a checkerboard context model with this many "
               "hidden channels: y is coded in two passes, the second with tables sharpened by the first.")
 @click.option("--context-slices", type=click.IntRange(min=1), help="Code the anchors of the context model in "
@@ -253,7 +256,7 @@ def info(file, as_json, stats, model):
 @click.option("--fresh", is_flag=True, help="Ignore an existing checkpoint in --out.")
 @click.option("--export", "export_name", help="After training, write weights/<NAME>.pt and list it.")
 @files.one_line_errors
-def train(data, out, steps, batch, crop, lr, min_downscale, channels, width, lambdas, quality_power, denoise, init, uncharged_steps,
+def train(data, out, steps, batch, crop, lr, min_downscale, channels, width, analysis_width, lambdas, quality_power, denoise, init, uncharged_steps,
           context, context_slices, non_anchor_slices, context_window, context_only, latent_reuse, encoder_only,
           autocast, eval_dir, eval_every, smoke, fresh, export_name):
     """Train a model (resumes from OUT/checkpoint.pt). Runs under torchrun for several processes.
@@ -268,6 +271,7 @@ def train(data, out, steps, batch, crop, lr, min_downscale, channels, width, lam
       aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4.pt --non-anchor-slices 4 --context-only --out runs/na4
       aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4-4-5x5.pt --context-only --latent-reuse 4 --out runs/more
       aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4-4-v2.pt --context-window 5 --context-only --out runs/w5
+      aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4-4-5x5.pt --analysis-width 192 --encoder-only --out runs/enc
       torchrun --nproc-per-node 8 -m aecompress train --batch 16
     """
     from dataclasses import replace
@@ -288,6 +292,8 @@ def train(data, out, steps, batch, crop, lr, min_downscale, channels, width, lam
         model_overrides.update(N=channels[0], M=channels[1])
     if width:
         model_overrides.update(width=width)
+    if analysis_width:
+        model_overrides.update(analysis_width=analysis_width)
     if lambdas:
         model_overrides.update(lambda_min=lambdas[0], lambda_max=lambdas[1])
     if context:
@@ -319,9 +325,10 @@ def train(data, out, steps, batch, crop, lr, min_downscale, channels, width, lam
     elif latent_reuse and latent_reuse > 1:
         raise click.UsageError("--latent-reuse needs --context-only: stored latents hold only while g_a does not learn")
     if encoder_only:
-        if source_model is None or model_overrides or context_only:
+        if source_model is None or model_overrides.keys() - {"analysis_width"} or context_only:
             raise click.UsageError("--encoder-only trains the encoder of an --init model for the decoder it "
-                                   "has: no --context-only, --context, --channels, --width, --lambdas or --denoise")
+                                   "has: no --context-only, --context, --channels, --width, --lambdas or --denoise "
+                                   "(--analysis-width may grow g_a)")
         cfg = replace(cfg, encoder_only=True)
     net = training.train(cfg, resume=not fresh)
     if export_name:

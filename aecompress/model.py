@@ -15,6 +15,9 @@ the anchors are coded in that many channel groups, each refined by the groups be
 `non_anchor_slices`, likewise the other positions; `context_window` 5 lets the other positions
 read the anchors of a 5x5 window rather than their four neighbours.
 
+With `analysis_width`, g_a has more channels than g_s: the encoder is the codec's to make as
+strong as it likes, since it only chooses the latents; the decoder, and what it costs, stay.
+
 Minnen, Balle, Toderici, "Joint autoregressive and hierarchical priors", NeurIPS 2018 (the
 mean-scale hyperprior, without the serial context model); Cui et al., "Asymmetric gained
 deep image compression with continuous rate adaptation", CVPR 2021 (gain vectors, log-linear
@@ -50,6 +53,7 @@ class ModelConfig:
     denoise: bool = False  # g_a conditioned on the input's noise level (encode --denoise)
     simplified_gdn: bool = False  # |x| instead of sqrt(x^2) in (I)GDN
     width: int | None = None  # channels of g_a and g_s; None: N
+    analysis_width: int | None = None  # channels of g_a alone (a wider encoder, the same decoder); None: width
     context: int = 0  # hidden channels of the checkerboard context model (context.py); 0: none
     context_slices: int = 1  # channel groups of the anchors, each refined by those before it
     non_anchor_slices: int = 1  # channel groups of the other positions, likewise
@@ -57,7 +61,12 @@ class ModelConfig:
 
     @property
     def transform_width(self) -> int:
+        """Channels of g_s (and of g_a unless `analysis_width` is set)."""
         return self.width or self.N
+
+    @property
+    def analysis_channels(self) -> int:
+        return self.analysis_width or self.transform_width
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,8 +95,8 @@ class HyperpriorModel(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        N, M, W = config.N, config.M, config.transform_width
-        self.g_a = g_a(W, M, config.simplified_gdn)
+        N, M, W, A = config.N, config.M, config.transform_width, config.analysis_channels
+        self.g_a = g_a(A, M, config.simplified_gdn)
         self.g_s = g_s(W, M, config.simplified_gdn)
         self.h_a = h_a(N, M)
         self.h_s = intnet.IntegerHyperSynthesis(N, M, config.levels)
@@ -103,8 +112,8 @@ class HyperpriorModel(nn.Module):
         self.log_gain = nn.Parameter(log_gain[:, None].repeat(1, M))
         self.log_inverse_gain = nn.Parameter(-log_gain[:, None].repeat(1, M))
         if config.denoise:  # (stage, channel) FiLM of g_a's first three convolutions
-            self.noise_scale = nn.Parameter(torch.zeros(3, W))
-            self.noise_shift = nn.Parameter(torch.zeros(3, W))
+            self.noise_scale = nn.Parameter(torch.zeros(3, A))
+            self.noise_shift = nn.Parameter(torch.zeros(3, A))
 
     def encode_pixels(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """g_a, conditioned on the noise level (B,) on the 0..255 scale when the model denoises."""

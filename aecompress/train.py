@@ -245,18 +245,23 @@ def _mean_filter_norm(weight: torch.Tensor, out_dim: int) -> torch.Tensor:
     return weight.transpose(0, out_dim).flatten(1).norm(dim=1).mean()
 
 
-def widen_transforms(state: dict, config: ModelConfig, width: int) -> dict:
-    """A trained state of `config` grown to a wider g_a and g_s (`width` channels between layers).
+def widen_transforms(state: dict, old: ModelConfig, new: ModelConfig) -> dict:
+    """A trained state of config `old` grown to the wider g_a and/or g_s of config `new`
+    (`analysis_channels`, `transform_width`: channels between their layers).
 
     Net2Net-style (Chen, Goodfellow, Shlens, ICLR 2016), the grown model computes exactly what the
     trained one did: each layer reads the new channels of the layer before with zero weights,
     and the new channels' GDN terms (identity start) leave the trained channels' normalization
     alone. The new channels themselves compute from the start (fresh filters at the trained
     filters' mean norm), so the zero reads get gradients and training can put them to use.
+    Growing g_a alone gives a stronger encoder for a decoder that stays exactly as it was.
     """
-    model = HyperpriorModel(replace(config, width=width))
+    model = HyperpriorModel(new)
     fresh, state = model.state_dict(), dict(state)
+    grows = {"g_a": new.analysis_channels > old.analysis_channels, "g_s": new.transform_width > old.transform_width}
     for name, transform in (("g_a", model.g_a), ("g_s", model.g_s)):
+        if not grows[name]:
+            continue
         for i, layer in enumerate(transform):
             prefix = f"{name}.{i}."
             if isinstance(layer, GDN):
@@ -276,7 +281,7 @@ def widen_transforms(state: dict, config: ModelConfig, width: int) -> dict:
             bias[:n_out] = state[prefix + "bias"]
             state[prefix + "weight"], state[prefix + "bias"] = grown, bias
     for key in ("noise_scale", "noise_shift"):  # the denoiser leaves the new channels alone at first
-        if key in state:
+        if key in state and grows["g_a"]:
             grown = torch.zeros_like(fresh[key])
             grown[:, : state[key].shape[1]] = state[key]
             state[key] = grown
@@ -319,9 +324,11 @@ def warm_start(model: HyperpriorModel, source: str | Path) -> float:
     new_cfg = model.config
     same = (old_cfg.N, old_cfg.levels, old_cfg.anchors, old_cfg.simplified_gdn) == (
         new_cfg.N, new_cfg.levels, new_cfg.anchors, new_cfg.simplified_gdn)
-    if not same or old_cfg.M > new_cfg.M or old_cfg.transform_width > new_cfg.transform_width:
+    narrower = (old_cfg.M > new_cfg.M or old_cfg.transform_width > new_cfg.transform_width
+                or old_cfg.analysis_channels > new_cfg.analysis_channels)
+    if not same or narrower:
         raise ValueError(f"{source}: {old_cfg} does not fit {new_cfg} (same N, levels, anchors "
-                         "and GDN; M and the transform width may only grow)")
+                         "and GDN; M and the transform widths may only grow)")
     if old_cfg.context and (old_cfg.M, old_cfg.context) != (new_cfg.M, new_cfg.context):
         raise ValueError(f"{source}: its context model fits only M={old_cfg.M} with {old_cfg.context} "
                          "hidden channels; grow a model without one, then add one (--context-only)")
@@ -338,8 +345,9 @@ def warm_start(model: HyperpriorModel, source: str | Path) -> float:
         state = widen_window(state, new_cfg.context_window)
     for key in ("log_gain", "log_inverse_gain"):
         state[key] = _remap_gains(state[key], old_cfg, new_cfg)
-    if old_cfg.transform_width < new_cfg.transform_width:
-        state = widen_transforms(state, old_cfg, new_cfg.transform_width)
+    if (old_cfg.transform_width, old_cfg.analysis_channels) != (new_cfg.transform_width, new_cfg.analysis_channels):
+        state = widen_transforms(state, old_cfg, replace(old_cfg, width=new_cfg.width,
+                                                         analysis_width=new_cfg.analysis_width))
     if old_cfg.M < new_cfg.M:
         state = widen_latent(state, old_cfg.M, model)
     missing, unexpected = model.load_state_dict(state, strict=False)

@@ -180,9 +180,11 @@ def test_a_latent_pool_needs_a_frozen_g_a(tmp_path):
         train(replace(cfg, context_only=False), resume=False, progress=False)
 
 
-def test_encoder_only_training_keeps_the_decoder_bit_identical(tmp_path):
+@pytest.mark.parametrize("analysis_width", [None, 24])
+def test_encoder_only_training_keeps_the_decoder_bit_identical(tmp_path, analysis_width):
     """g_a learns the entropy model it now codes with; everything the decoder reads stays as it
-    was, so the weights decode exactly as before, and files differ only where g_a changed y."""
+    was, so the weights decode exactly as before, and files differ only where g_a changed y.
+    A wider g_a (analysis_width) trains the same way."""
     data = tmp_path / "data"
     data.mkdir()
     from PIL import Image
@@ -190,8 +192,9 @@ def test_encoder_only_training_keeps_the_decoder_bit_identical(tmp_path):
     for i in range(3):
         Image.fromarray(smooth_image(96, 96, seed=i)).save(data / f"{i}.png")
     source = tiny_context_model_file(tmp_path / "source.pt", slices=3)
+    model = replace(zoo.load_file(source).config, analysis_width=analysis_width)
     cfg = TrainConfig.smoke(data=str(data), out=str(tmp_path / "run"), init=str(source), steps=3,
-                            model=zoo.load_file(source).config, encoder_only=True, lr=1e-2)
+                            model=model, encoder_only=True, lr=1e-2)
     before = HyperpriorModel(cfg.model)
     warm_start(before, cfg.init)
     after = train(cfg, resume=False, progress=False)

@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -178,7 +179,43 @@ def test_widening_the_transforms_keeps_what_the_model_reconstructs(tmp_path, M):
     assert wide.g_a[2].weight.grad[:8, 8:].abs().sum() > 0
 
 
-@pytest.mark.parametrize("change", [{"M": 8}, {"N": 12}, {"simplified_gdn": True}, {"width": 4}])
+def test_a_wider_encoder_starts_where_the_model_was_and_leaves_the_decoder_alone(tmp_path):
+    from aecompress.model import HyperpriorModel, ModelConfig
+    from aecompress.train import warm_start
+
+    torch.manual_seed(0)
+    source = tmp_path / "narrow.pt"
+    trained = HyperpriorModel(ModelConfig(N=8, M=12, denoise=True))
+    with torch.no_grad():
+        trained.noise_scale.normal_()
+    zoo.export(trained, source, "narrow")
+    narrow = zoo.load_file(source).net.float().eval()
+    wide = HyperpriorModel(ModelConfig(N=8, M=12, denoise=True, analysis_width=20))
+    warm_start(wide, source)
+    assert wide.g_a[2].weight.shape[:2] == (20, 20) and wide.g_s[2].weight.shape[:2] == (8, 8)
+    assert wide.noise_scale.shape == (3, 20)
+    for (name, a), b in zip(wide.state_dict().items(), narrow.state_dict().values()):
+        if not name.startswith(("g_a.", "noise_")):
+            assert torch.equal(a, b), name  # the decoder, h_a, the gains and the entropy model as they were
+    x, t, level = torch.rand(2, 3, 64, 64), torch.tensor([0.2, 0.9]), torch.tensor([0.0, 20.0])
+    with torch.no_grad():
+        before, after = narrow(x, t, level), wide.eval()(x, t, level)
+    assert torch.allclose(before.x_hat, after.x_hat, atol=1e-6)
+    assert torch.allclose(before.bits_y, after.bits_y) and torch.equal(before.bits_z, after.bits_z)
+    wide.train()(x, t, level).x_hat.square().mean().backward()
+    assert wide.g_a[2].weight.grad[:8, 8:].abs().sum() > 0  # the zero reads of the new channels learn
+    # The grown model is a weights file like any other: it codes and decodes.
+    path = tmp_path / "wide.pt"
+    zoo.export(wide, path, "wide")
+    model = zoo.load_file(path)
+    assert model.config.analysis_channels == 20
+    rgb = smooth_image(40, 56, seed=3)
+    back = np.asarray(codec.decode(codec.encode(rgb, 60, model=model), model=model))
+    assert back.shape == rgb.shape
+
+
+@pytest.mark.parametrize("change", [{"M": 8}, {"N": 12}, {"simplified_gdn": True}, {"width": 4},
+                                    {"analysis_width": 4}])
 def test_warm_start_refuses_a_model_it_cannot_grow_into(tmp_path, change):
     from aecompress.model import HyperpriorModel, ModelConfig
     from aecompress.train import warm_start
@@ -276,6 +313,10 @@ def test_train_command_from_init_keeps_the_source_model_unless_told(data_dir, tm
     assert r.exit_code == 0, r.output
     saved = torch.load(tmp_path / "enc" / "checkpoint.pt", map_location="cpu", weights_only=False)
     assert saved["train_config"]["encoder_only"]
+    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "enc-wide"), "--encoder-only", "--analysis-width", "16"])
+    assert r.exit_code == 0, r.output
+    saved = torch.load(tmp_path / "enc-wide" / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert saved["train_config"]["model"]["analysis_width"] == 16 and saved["model"]["g_a.2.weight"].shape[0] == 16
 
 
 def test_bf16_training_keeps_the_entropy_model_in_fp32(data_dir, tmp_path):

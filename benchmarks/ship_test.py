@@ -1,0 +1,101 @@
+"""Should a trained run replace a shipped model? Real coding of training photos, never Kodak.
+
+    python benchmarks/ship_test.py runs/enc192/checkpoint.pt hyperprior-dn-w96-64-192-ctx4-4-5x5
+    python benchmarks/ship_test.py CANDIDATE BASELINE --images 12 --effort 2
+
+Kodak decides nothing here: it is the benchmark, and choosing weights by it would be tuning on
+the test set. The candidate (a run's checkpoint or a weights file) and the baseline (a shipped
+model's name or a weights file) code the same photos from `../shared/data/train`: every k-th file
+of the sorted list, centre crops of at most 512x512, at the benchmark's nine qualities. Each
+figure comes from the encoded bytes and the decoded pixels, averaged per image; the verdict is
+the BD-rate of the candidate against the baseline (negative: fewer bits at equal PSNR), with the
+rate change at each quality for equal settings beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from aecompress import bench, codec, metrics, zoo
+from aecompress.model import HyperpriorModel
+from aecompress.train import list_images, load_source
+
+HERE = Path(__file__).resolve().parent
+TRAIN = HERE.parent.parent / "shared" / "data" / "train"
+CROP = 512
+
+
+def coding_model(source: str) -> zoo.CodingModel:
+    """A shipped model by name, a weights file, or a run's checkpoint frozen as export would."""
+    path = Path(source)
+    if path.suffix == ".pt" and path.is_file():
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+        if "train_config" not in blob:
+            return zoo.load_file(path)
+        state, config, _ = load_source(path)
+        net = HyperpriorModel(config)
+        net.load_state_dict(state)
+        return zoo.freeze(net.eval(), path.parent.name)
+    return zoo.load(source)
+
+
+def photos(count: int) -> list[np.ndarray]:
+    files = list_images(TRAIN)
+    step = max(1, len(files) // count)
+    out = []
+    for f in files[::step][:count]:
+        rgb = np.asarray(Image.open(f).convert("RGB"))
+        h, w = rgb.shape[:2]
+        top, left = max(0, (h - CROP) // 2), max(0, (w - CROP) // 2)
+        out.append(np.ascontiguousarray(rgb[top : top + CROP, left : left + CROP]))
+    return out
+
+
+def measure(model: zoo.CodingModel, images: list[np.ndarray], qualities, effort: int) -> dict:
+    bpp, psnr = [], []
+    for q in qualities:
+        b, p = [], []
+        for rgb in images:
+            data = codec.encode(rgb, q, model=model, effort=effort)
+            back = np.asarray(codec.decode(data, model=model))
+            b.append(len(data) * 8 / (rgb.shape[0] * rgb.shape[1]))
+            p.append(metrics.psnr(rgb, back))
+        bpp.append(float(np.mean(b)))
+        psnr.append(float(np.mean(p)))
+    return {"bpp": bpp, "psnr": psnr}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("candidate", help="a run's checkpoint.pt or a weights file")
+    parser.add_argument("baseline", help="a shipped model's name or a weights file")
+    parser.add_argument("--images", type=int, default=12, help="training photos to code (default 12)")
+    parser.add_argument("--effort", type=int, default=0, help="encoder effort for both (default 0)")
+    args = parser.parse_args()
+    qualities = bench.QUALITIES
+    images = photos(args.images)
+    start = time.time()
+    results = {}
+    for label, source in (("baseline", args.baseline), ("candidate", args.candidate)):
+        results[label] = measure(coding_model(source), images, qualities, args.effort)
+    base, cand = results["baseline"], results["candidate"]
+    print(f"{len(images)} training photos (centre crops <= {CROP} px), effort {args.effort}, "
+          f"{time.time() - start:.0f} s")
+    print("| quality | baseline bpp | baseline dB | candidate bpp | candidate dB | rate change |")
+    print("|---|---|---|---|---|---|")
+    for i, q in enumerate(qualities):
+        change = (cand["bpp"][i] / base["bpp"][i] - 1) * 100
+        print(f"| {q:g} | {base['bpp'][i]:.4f} | {base['psnr'][i]:.2f} | {cand['bpp'][i]:.4f} | "
+              f"{cand['psnr'][i]:.2f} | {change:+.1f}% |")
+    bd = metrics.bd_rate(base["bpp"], base["psnr"], cand["bpp"], cand["psnr"])
+    print("BD-rate of the candidate against the baseline: " + ("n/a" if bd is None else f"{bd:+.2f}%"))
+
+
+if __name__ == "__main__":
+    main()
