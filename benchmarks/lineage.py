@@ -22,6 +22,7 @@ CHANGES = {  # config fields whose change names the stage, in the words of `aeco
     "denoise": "learns to denoise (--denoise)",
     "M": "y widened to M={new} (--channels)",
     "width": "g_a and g_s widened to {new} (--width)",
+    "analysis_width": "g_a alone widened to {new}, the decoder as it was (--analysis-width, --encoder-only)",
     "context": "checkerboard context model (--context {new}, --context-only)",
     "context_slices": "anchors in {new} channel groups (--context-slices, --context-only)",
     "non_anchor_slices": "other positions in {new} channel groups (--non-anchor-slices, --context-only)",
@@ -38,6 +39,8 @@ def stage(previous: dict | None, model: dict) -> str:
         return "; ".join(changed)
     if model["metadata"].get("train_config", {}).get("context_only"):
         return "the same model, its context model trained further (--context-only)"
+    if model["metadata"].get("train_config", {}).get("encoder_only"):
+        return "the same model, its encoder trained further (--encoder-only)"
     return "the same model, trained further"
 
 
