@@ -585,6 +585,16 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
     return model
 
 
+def _frozen_integers(cfg: TrainConfig):
+    """The --init weights file of an encoder-only run, whose integer h_s and context model the
+    export keeps exactly (they did not train); None for any other run."""
+    from . import zoo
+
+    if not cfg.encoder_only or "train_config" in torch.load(cfg.init, map_location="cpu", weights_only=False):
+        return None
+    return zoo.load_file(cfg.init)
+
+
 def export_run(model: HyperpriorModel, cfg: TrainConfig, name: str) -> Path:
     """Write weights/<name>.pt with what produced it, and list it in the manifest."""
     from . import zoo
@@ -597,6 +607,6 @@ def export_run(model: HyperpriorModel, cfg: TrainConfig, name: str) -> Path:
         "train_config": {k: v for k, v in asdict(cfg).items() if k != "model"},
     }
     path = zoo.WEIGHTS_DIR / f"{name}.pt"
-    sha = zoo.export(model, path, name, metadata)
+    sha = zoo.export(model, path, name, metadata, integers=_frozen_integers(cfg))
     zoo.register(path, sha)
     return path

@@ -97,10 +97,15 @@ def freeze(net: HyperpriorModel, name: str = "unsaved") -> CodingModel:
     )
 
 
-def export(net: HyperpriorModel, path: str | Path, name: str, metadata: dict | None = None) -> str:
-    """Freeze a trained model into a weights file; returns its sha256 (hex)."""
+def export(net: HyperpriorModel, path: str | Path, name: str, metadata: dict | None = None,
+           integers: CodingModel | None = None) -> str:
+    """Freeze a trained model into a weights file; returns its sha256 (hex).
+
+    `integers`: a coding model whose integer h_s and context model are written as they are, for
+    a network whose entropy path did not learn (an encoder-only run). Rounding its floats again
+    could move the largest biases by a unit: float32 holds integers exactly only up to 2^24."""
     net = net.cpu().eval()
-    h_s, context = _integer_h_s(net), _integer_context(net)
+    h_s, context = (integers.h_s, integers.context) if integers else (_integer_h_s(net), _integer_context(net))
     state = {}
     for key, value in net.state_dict().items():
         if key.startswith(("h_s.", "context.")):

@@ -9,7 +9,7 @@ import torch
 from aecompress import codec, coder, context, intnet, zoo
 from aecompress.entropy import gaussian_tables
 from aecompress.model import HyperpriorModel, ModelConfig
-from aecompress.train import (ENCODER, TrainConfig, latent_rate_loss, rd_loss, set_context_only, train,
+from aecompress.train import (ENCODER, TrainConfig, export_run, latent_rate_loss, rd_loss, set_context_only, train,
                               warm_start)
 from conftest import smooth_image, tiny_context_model_file, tiny_model_file
 
@@ -181,7 +181,7 @@ def test_a_latent_pool_needs_a_frozen_g_a(tmp_path):
 
 
 @pytest.mark.parametrize("analysis_width", [None, 24])
-def test_encoder_only_training_keeps_the_decoder_bit_identical(tmp_path, analysis_width):
+def test_encoder_only_training_keeps_the_decoder_bit_identical(tmp_path, monkeypatch, analysis_width):
     """g_a learns the entropy model it now codes with; everything the decoder reads stays as it
     was, so the weights decode exactly as before, and files differ only where g_a changed y.
     A wider g_a (analysis_width) trains the same way."""
@@ -192,6 +192,11 @@ def test_encoder_only_training_keeps_the_decoder_bit_identical(tmp_path, analysi
     for i in range(3):
         Image.fromarray(smooth_image(96, 96, seed=i)).save(data / f"{i}.png")
     source = tiny_context_model_file(tmp_path / "source.pt", slices=3)
+    net = zoo.load_file(source).net.float()
+    with torch.no_grad():  # integer biases beyond float32's 2^24, as a trained model's can be
+        net.context.anchors.bias.add_(5e7 * net.context.anchors.out_scale / 2**16)
+        net.context.hyper.bias.add_((1e7 + 1) * net.context.hyper.out_scale / 2**16)  # stored summed with it
+    zoo.export(net, source, "source")
     model = replace(zoo.load_file(source).config, analysis_width=analysis_width)
     cfg = TrainConfig.smoke(data=str(data), out=str(tmp_path / "run"), init=str(source), steps=3,
                             model=model, encoder_only=True, lr=1e-2)
@@ -203,6 +208,16 @@ def test_encoder_only_training_keeps_the_decoder_bit_identical(tmp_path, analysi
     assert changed and all(name.startswith(ENCODER) for name in changed), changed
     assert any(name.startswith("g_a.") for name in changed)
     assert "log_inverse_gain" not in changed
+    # The weights file it exports carries the source's integer tables exactly.
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path / "weights")
+    exported, original = zoo.load_file(export_run(after, cfg, "encoder")), zoo.load_file(source)
+    assert int(max(np.abs(layer["bias"]).max() for layer in original.context[0])) >= 2**24
+    for part in ("h_s", "context"):
+        flat = lambda m: [layer for layers in (getattr(m, part) if part == "context" else [m.h_s])
+                          for layer in layers]
+        for a, b in zip(flat(exported), flat(original), strict=True):
+            np.testing.assert_array_equal(a["weight"], b["weight"])
+            np.testing.assert_array_equal(a["bias"], b["bias"])
 
 
 def test_a_context_model_does_not_grow_with_y(tmp_path):
