@@ -212,12 +212,12 @@ def test_encoder_only_training_keeps_the_decoder_bit_identical(tmp_path, monkeyp
     monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path / "weights")
     exported, original = zoo.load_file(export_run(after, cfg, "encoder")), zoo.load_file(source)
     assert int(max(np.abs(layer["bias"]).max() for layer in original.context[0])) >= 2**24
-    for part in ("h_s", "context"):
-        flat = lambda m: [layer for layers in (getattr(m, part) if part == "context" else [m.h_s])
-                          for layer in layers]
-        for a, b in zip(flat(exported), flat(original), strict=True):
-            np.testing.assert_array_equal(a["weight"], b["weight"])
-            np.testing.assert_array_equal(a["bias"], b["bias"])
+    def integer_layers(m: zoo.CodingModel) -> list[dict]:
+        return m.h_s + [layer for net in m.context for layer in net]
+
+    for a, b in zip(integer_layers(exported), integer_layers(original), strict=True):
+        np.testing.assert_array_equal(a["weight"], b["weight"])
+        np.testing.assert_array_equal(a["bias"], b["bias"])
 
 
 def test_a_context_model_does_not_grow_with_y(tmp_path):
