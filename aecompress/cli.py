@@ -245,8 +245,12 @@ def info(file, as_json, stats, model):
 @click.option("--latent-reuse", type=click.IntRange(min=1), help="With --context-only: encode each crop "
               "once and draw its latents this many times on average (from a ring of recent ones), "
               "instead of running g_a, most of a step's cost, on every crop.  [default: 1]")
+@click.option("--quality-conditioned", is_flag=True, help="Condition g_a on the quality too (FiLM per gain "
+              "anchor, starting at none): the encoder makes other latents for each rate; the decoder is "
+              "unchanged.")
 @click.option("--encoder-only", is_flag=True, help="Train only the encoder side (g_a, h_a, gains) of an "
-              "--init model: its decoder stays bit-identical, and g_a learns the entropy model as it now is.")
+              "--init model: its decoder stays bit-identical, and g_a learns the entropy model as it now is. "
+              "With --lambdas, the decoder's inverse gains learn too (each quality means another trade-off).")
 @click.option("--bf16/--fp32", "autocast", default=None,
               help="Transforms in bf16 autocast or fp32 (the entropy model is always fp32). "
               "Default: bf16 on CUDA and on CPUs with native bf16 (AVX-512 BF16, AMX), where it is faster.")
@@ -257,8 +261,8 @@ def info(file, as_json, stats, model):
 @click.option("--export", "export_name", help="After training, write weights/<NAME>.pt and list it.")
 @files.one_line_errors
 def train(data, out, steps, batch, crop, lr, min_downscale, channels, width, analysis_width, lambdas, quality_power, denoise, init, uncharged_steps,
-          context, context_slices, non_anchor_slices, context_window, context_only, latent_reuse, encoder_only,
-          autocast, eval_dir, eval_every, smoke, fresh, export_name):
+          context, context_slices, non_anchor_slices, context_window, context_only, latent_reuse, quality_conditioned,
+          encoder_only, autocast, eval_dir, eval_every, smoke, fresh, export_name):
     """Train a model (resumes from OUT/checkpoint.pt). Runs under torchrun for several processes.
 
     \b
@@ -272,6 +276,7 @@ def train(data, out, steps, batch, crop, lr, min_downscale, channels, width, ana
       aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4-4-5x5.pt --context-only --latent-reuse 4 --out runs/more
       aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4-4-v2.pt --context-window 5 --context-only --out runs/w5
       aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4-4-5x5.pt --analysis-width 192 --encoder-only --out runs/enc
+      aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4-4-5x5-ga192.pt --quality-conditioned --lambdas 0.0003 0.8 --encoder-only --out runs/qc
       torchrun --nproc-per-node 8 -m aecompress train --batch 16
     """
     from dataclasses import replace
@@ -304,6 +309,8 @@ def train(data, out, steps, batch, crop, lr, min_downscale, channels, width, ana
         model_overrides.update(non_anchor_slices=non_anchor_slices)
     if context_window:
         model_overrides.update(context_window=int(context_window))
+    if quality_conditioned:
+        model_overrides.update(quality_conditioned=True)
     if model_overrides:
         cfg = replace(cfg, model=ModelConfig(**{**cfg.model.to_dict(), **model_overrides}))
     shaped = (cfg.model.context_slices, cfg.model.non_anchor_slices, cfg.model.context_window) != (1, 1, 3)
@@ -325,11 +332,12 @@ def train(data, out, steps, batch, crop, lr, min_downscale, channels, width, ana
     elif latent_reuse and latent_reuse > 1:
         raise click.UsageError("--latent-reuse needs --context-only: stored latents hold only while g_a does not learn")
     if encoder_only:
-        if source_model is None or model_overrides.keys() - {"analysis_width"} or context_only:
+        encoder = {"analysis_width", "quality_conditioned", "lambda_min", "lambda_max"}
+        if source_model is None or model_overrides.keys() - encoder or context_only:
             raise click.UsageError("--encoder-only trains the encoder of an --init model for the decoder it "
-                                   "has: no --context-only, --context, --channels, --width, --lambdas or --denoise "
-                                   "(--analysis-width may grow g_a)")
-        cfg = replace(cfg, encoder_only=True)
+                                   "has: no --context-only, --context, --channels, --width or --denoise "
+                                   "(--analysis-width, --quality-conditioned and --lambdas may change the encoder)")
+        cfg = replace(cfg, encoder_only=True, inverse_gains=bool(lambdas))
     net = training.train(cfg, resume=not fresh)
     if export_name:
         path = training.export_run(net, cfg, export_name)

@@ -119,7 +119,7 @@ def analyze(model: zoo.CodingModel, rgb: np.ndarray, quality: float, device: tor
     steps = refine.steps_for(effort)
     if steps and noise:
         raise ValueError("--effort fits the latents to the input, noise included: use it without --denoise")
-    y = tiling.analysis(model.net.to(device), rgb, device, noise).mul_(model.net.gain(quality))
+    y = tiling.analysis(model.net.to(device), rgb, device, noise, quality).mul_(model.net.gain(quality))
     if not steps:
         return quantize_scaled(model, y, device)
     z_hat = model.net.hyper_analysis(y.to(device))  # the search keeps z_hat and the hyperprior's tables

@@ -17,6 +17,10 @@ read the anchors of a 5x5 window rather than their four neighbours.
 
 With `analysis_width`, g_a has more channels than g_s: the encoder is the codec's to make as
 strong as it likes, since it only chooses the latents; the decoder, and what it costs, stay.
+With `quality_conditioned`, g_a also takes the quality, by the same FiLM of its first three
+convolutions, learned per gain anchor and interpolated like the gains (zero: no change): a
+gain alone scales one latent for every rate, while a high rate wants finer detail in it than a
+low one. Again only the encoder changes; y is then made once per quality.
 
 Minnen, Balle, Toderici, "Joint autoregressive and hierarchical priors", NeurIPS 2018 (the
 mean-scale hyperprior, without the serial context model); Cui et al., "Asymmetric gained
@@ -58,6 +62,7 @@ class ModelConfig:
     context_slices: int = 1  # channel groups of the anchors, each refined by those before it
     non_anchor_slices: int = 1  # channel groups of the other positions, likewise
     context_window: int = 3  # side of the window the other positions read the anchors in: 3 or 5
+    quality_conditioned: bool = False  # g_a conditioned on the quality (FiLM per gain anchor)
 
     @property
     def transform_width(self) -> int:
@@ -114,28 +119,43 @@ class HyperpriorModel(nn.Module):
         if config.denoise:  # (stage, channel) FiLM of g_a's first three convolutions
             self.noise_scale = nn.Parameter(torch.zeros(3, A))
             self.noise_shift = nn.Parameter(torch.zeros(3, A))
+        if config.quality_conditioned:  # (anchor, stage, channel), likewise
+            self.quality_scale = nn.Parameter(torch.zeros(config.anchors, 3, A))
+            self.quality_shift = nn.Parameter(torch.zeros(config.anchors, 3, A))
 
-    def encode_pixels(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        """g_a, conditioned on the noise level (B,) on the 0..255 scale when the model denoises."""
-        if noise is None or not self.config.denoise:
+    def encode_pixels(self, x: torch.Tensor, noise: torch.Tensor | None = None,
+                      t: torch.Tensor | None = None) -> torch.Tensor:
+        """g_a, conditioned on the noise level (B,) on the 0..255 scale when the model denoises,
+        and on the quality axis t (B,) when it is quality-conditioned."""
+        log_scale = shift = None  # (B, 3, A): per stage, the FiLM of each channel
+        if noise is not None and self.config.denoise:
+            s = (noise.to(x.device, torch.float32) / NOISE_REF)[:, None, None]
+            log_scale, shift = self.noise_scale * s, self.noise_shift * s
+        if t is not None and self.config.quality_conditioned:
+            q_scale, q_shift = self._at_anchors(self.quality_scale, t), self._at_anchors(self.quality_shift, t)
+            log_scale = q_scale if log_scale is None else log_scale + q_scale
+            shift = q_shift if shift is None else shift + q_shift
+        if log_scale is None:
             return self.g_a(x)
-        s = (noise.to(x.device, torch.float32) / NOISE_REF)[:, None, None, None]
         for i, layer in enumerate(self.g_a):
             x = layer(x)
             if i in (0, 2, 4):
                 k = i // 2
-                scale = self.noise_scale[k][None, :, None, None]
-                shift = self.noise_shift[k][None, :, None, None]
-                x = x * torch.exp(scale * s).to(x.dtype) + (shift * s).to(x.dtype)
+                scale = torch.exp(log_scale[:, k, :, None, None]).to(x.dtype)
+                x = torch.addcmul(shift[:, k, :, None, None].to(x.dtype), x, scale)  # one new activation, not two
         return x
+
+    def _at_anchors(self, table: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """A per-anchor table (anchors, ...) at the qualities t (B,), interpolated linearly
+        (log-linearly for the log tables it is used with)."""
+        pos = t.float().clamp(0, 1) * (self.config.anchors - 1)
+        i = pos.floor().long().clamp(max=self.config.anchors - 2)
+        f = (pos - i).reshape(-1, *[1] * (table.dim() - 1))
+        return (1 - f) * table[i] + f * table[i + 1]
 
     def gains(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Gain and inverse gain, (B, M, 1, 1), interpolated log-linearly between anchors."""
-        pos = t.float().clamp(0, 1) * (self.config.anchors - 1)
-        i = pos.floor().long().clamp(max=self.config.anchors - 2)
-        f = (pos - i)[:, None]
-        g = (1 - f) * self.log_gain[i] + f * self.log_gain[i + 1]
-        gi = (1 - f) * self.log_inverse_gain[i] + f * self.log_inverse_gain[i + 1]
+        g, gi = self._at_anchors(self.log_gain, t), self._at_anchors(self.log_inverse_gain, t)
         return g.exp()[..., None, None], gi.exp()[..., None, None]
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None,
@@ -148,7 +168,7 @@ class HyperpriorModel(nn.Module):
         With `encoded`, x is already g_a's output (B, M, h, w), before any gain.
         """
         gain, inverse_gain = self.gains(t)
-        y = (x if encoded else self.encode_pixels(x, noise)).float() * gain
+        y = (x if encoded else self.encode_pixels(x, noise, t)).float() * gain
         with torch.autocast(x.device.type, enabled=False):  # under bf16 autocast the entropy model stays fp32
             z = self.h_a(y)
             z_hat = round_ste(z)
@@ -176,13 +196,17 @@ class HyperpriorModel(nn.Module):
         return self.gains(torch.tensor([quality_to_t(quality)]))[0].cpu()
 
     @torch.no_grad()
-    def analysis(self, x: torch.Tensor, noise: float = 0.0) -> torch.Tensor:
+    def analysis(self, x: torch.Tensor, noise: float = 0.0, quality: float | None = None) -> torch.Tensor:
         """x (1, 3, H, W) in [0, 1], H and W multiples of 16 -> latent y (before any gain).
 
-        y does not depend on the quality, so rate control runs g_a only once. `noise` is the
-        level to remove (0..255 scale), for a denoising model."""
+        Unless the model is quality-conditioned, y does not depend on the quality (which may
+        then be None), so rate control runs g_a only once. `noise` is the level to remove
+        (0..255 scale), for a denoising model."""
+        if self.config.quality_conditioned and quality is None:
+            raise ValueError("a quality-conditioned g_a needs the quality")
         level = torch.tensor([float(noise)]) if noise else None
-        return self.encode_pixels(x, level).float()
+        t = None if quality is None else torch.tensor([quality_to_t(quality)], device=x.device)
+        return self.encode_pixels(x, level, t).float()
 
     @torch.no_grad()
     def hyper_analysis(self, y: torch.Tensor) -> np.ndarray:

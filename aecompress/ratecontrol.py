@@ -1,7 +1,8 @@
 """Rate control: the quality that meets a target size, bitrate or PSNR.
 
-One run of g_a serves every trial (y does not depend on the quality); each trial only applies
-the gain, h_a and the integer h_s and sums the ideal code lengths under the integer tables,
+One run of g_a serves every trial (y does not depend on the quality, unless the model is
+quality-conditioned: then each trial runs g_a for its quality); each trial applies the gain,
+h_a and the integer h_s and sums the ideal code lengths under the integer tables,
 which the real coder matches within a few bytes. Bisection on the continuous quality, then
 a real encode; for size targets the quality steps down until the real file fits.
 """
@@ -57,10 +58,11 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
     dev = codec.resolve_device(device)
     source = codec.prepare(image)
     noise = codec.noise_level(m, source.rgb, denoise)
-    y = tiling.analysis(m.net.to(dev), source.rgb, dev, noise)
     h, w = source.rgb.shape[:2]
+    once = None if m.config.quality_conditioned else tiling.analysis(m.net.to(dev), source.rgb, dev, noise)
 
     def latents(q: float) -> codec.Latents:
+        y = once if once is not None else tiling.analysis(m.net.to(dev), source.rgb, dev, noise, q)
         return codec.quantize(m, y, q, dev)
 
     def psnr_at(q: float) -> float:

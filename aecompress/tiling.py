@@ -44,16 +44,18 @@ def _pixels(rgb: np.ndarray, rows: Span, cols: Span) -> torch.Tensor:
     return torch.from_numpy(block).permute(2, 0, 1)[None].float().div_(255)
 
 
-def analysis(net, rgb: np.ndarray, device: torch.device, noise: float = 0.0) -> torch.Tensor:
+def analysis(net, rgb: np.ndarray, device: torch.device, noise: float = 0.0,
+             quality: float | None = None) -> torch.Tensor:
     """uint8 (H, W, 3) -> latent y (1, M, ceil(H/16), ceil(W/16)), float32 on the CPU.
-    `noise`: the level a denoising model removes (0: none)."""
+    `noise`: the level a denoising model removes (0: none); `quality`: the quality a
+    quality-conditioned model encodes for (see HyperpriorModel.analysis)."""
     h, w = rgb.shape[:2]
     hy, wy = -(-h // STRIDE), -(-w // STRIDE)
     y = torch.empty(1, net.config.M, hy, wy)
     for rows in spans(hy):
         for cols in spans(wy):
             x = _pixels(rgb, rows, cols).to(device, memory_format=torch.channels_last)
-            part = net.analysis(x, noise)
+            part = net.analysis(x, noise, quality)
             y[..., rows.start : rows.end, cols.start : cols.end] = part[
                 ..., rows.start - rows.lo : rows.end - rows.lo, cols.start - cols.lo : cols.end - cols.lo
             ].cpu()

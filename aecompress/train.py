@@ -11,9 +11,11 @@ wider latent y, a context model): a new learning-rate cycle. With `context_only`
 context model learns, on the rate alone (g_s never runs): it is added to a trained model and
 leaves everything else exactly as it was; with `latent_reuse` it also skips most runs of g_a,
 drawing stored latents again (`LatentPool`). With `encoder_only` only the encoder side learns
-(g_a, h_a, the gains and the noise conditioning), on the full RD loss: the decoder and every
-table it reads stay bit-identical, so g_a can catch up with an entropy model that changed after
-it was trained (a context model added later), at no risk to the decoder.
+(g_a, h_a, the gains and the noise and quality conditioning), on the full RD loss: the decoder
+and every table it reads stay bit-identical, so g_a can catch up with an entropy model that
+changed after it was trained (a context model added later), at no risk to the decoder. With
+`inverse_gains` as well, the decoder's inverse gains learn too (one vector per anchor, no
+table), which a new lambda range needs: every quality then means another trade-off.
 
 Every default lives in `TrainConfig`. A checkpoint holds the config, model, optimizer, step
 and RNG states, so `--resume` continues the same run. Under `torchrun --nproc-per-node N`
@@ -73,7 +75,8 @@ class TrainConfig:
     uncharged_from: int = 0  # with uncharged_steps: channels of y from this one on ...
     uncharged_steps: int = 0  # ... cost no bits in the first steps (a widened latent learns first)
     context_only: bool = False  # only the context model learns, on rates alone; the rest stays as it is
-    encoder_only: bool = False  # only g_a, h_a, the gains and the noise conditioning learn; the decoder stays as it is
+    encoder_only: bool = False  # only g_a, h_a, the gains and the conditioning learn; the decoder stays as it is
+    inverse_gains: bool = False  # encoder_only: the decoder's inverse gains learn too (for a new lambda range)
     latent_reuse: int = 1  # context_only: draw each crop's latents this many times on average (see LatentPool)
     latent_pool: int = 1024  # ... from a ring of this many
 
@@ -202,7 +205,7 @@ def _remap_gains(old: torch.Tensor, old_cfg: ModelConfig, new_cfg: ModelConfig) 
     lo, hi = math.log(old_cfg.lambda_min), math.log(old_cfg.lambda_max)
     pos = (torch.log(lambda_at(new_cfg, t)) - lo) / (hi - lo) * (old_cfg.anchors - 1)
     i = pos.floor().long().clamp(0, old_cfg.anchors - 2)
-    f = (pos - i)[:, None]
+    f = (pos - i).reshape(-1, *[1] * (old.dim() - 1))
     return (1 - f) * old[i] + f * old[i + 1]
 
 
@@ -280,10 +283,10 @@ def widen_transforms(state: dict, old: ModelConfig, new: ModelConfig) -> dict:
             bias = torch.zeros_like(fresh[prefix + "bias"])
             bias[:n_out] = state[prefix + "bias"]
             state[prefix + "weight"], state[prefix + "bias"] = grown, bias
-    for key in ("noise_scale", "noise_shift"):  # the denoiser leaves the new channels alone at first
+    for key in ("noise_scale", "noise_shift", "quality_scale", "quality_shift"):  # new channels: no FiLM at first
         if key in state and grows["g_a"]:
             grown = torch.zeros_like(fresh[key])
-            grown[:, : state[key].shape[1]] = state[key]
+            grown[..., : state[key].shape[-1]] = state[key]
             state[key] = grown
     return state
 
@@ -343,15 +346,16 @@ def warm_start(model: HyperpriorModel, source: str | Path) -> float:
     state = {k: v.float() for k, v in state.items()}
     if old_cfg.context and old_cfg.context_window < new_cfg.context_window:
         state = widen_window(state, new_cfg.context_window)
-    for key in ("log_gain", "log_inverse_gain"):
-        state[key] = _remap_gains(state[key], old_cfg, new_cfg)
+    for key in ("log_gain", "log_inverse_gain", "quality_scale", "quality_shift"):  # tables per anchor
+        if key in state:
+            state[key] = _remap_gains(state[key], old_cfg, new_cfg)
     if (old_cfg.transform_width, old_cfg.analysis_channels) != (new_cfg.transform_width, new_cfg.analysis_channels):
         state = widen_transforms(state, old_cfg, replace(old_cfg, width=new_cfg.width,
                                                          analysis_width=new_cfg.analysis_width))
     if old_cfg.M < new_cfg.M:
         state = widen_latent(state, old_cfg.M, model)
     missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or any(not k.startswith(("noise_", "context.")) for k in missing):
+    if unexpected or any(not k.startswith(("noise_", "quality_", "context.")) for k in missing):
         raise ValueError(f"{source}: does not fit the model ({missing + unexpected})")
     return hours
 
@@ -426,7 +430,7 @@ def evaluate(model: HyperpriorModel, files: list[Path], qualities=(10, 50, 90)) 
 def set_finetune(model: HyperpriorModel) -> None:
     """Final phase: freeze the pixel transforms and train the entropy path on rounded z, so
     the integer h_s and the factorized prior fit exactly what the coder will see."""
-    encoder = [p for n, p in model.named_parameters() if n.startswith("noise_")]
+    encoder = [p for n, p in model.named_parameters() if n.startswith(("noise_", "quality_"))]
     for p in [*model.g_a.parameters(), *model.g_s.parameters(), *encoder]:
         p.requires_grad_(False)
     model.rate_from_rounded_z = True
@@ -445,7 +449,7 @@ def set_context_only(model: HyperpriorModel) -> None:
     train_only(model, ("context.",))
 
 
-ENCODER = ("g_a.", "h_a.", "noise_", "log_gain")  # only the encoder reads these (not log_inverse_gain)
+ENCODER = ("g_a.", "h_a.", "noise_", "quality_", "log_gain")  # only the encoder reads these (not log_inverse_gain)
 
 
 def _rng_state() -> dict:
@@ -503,10 +507,14 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
         raise ValueError("context_only and encoder_only train disjoint parts: choose one")
     if cfg.latent_reuse > 1 and not cfg.context_only:
         raise ValueError("latent_reuse: stored latents hold only while g_a does not learn (context_only)")
+    if cfg.latent_reuse > 1 and cfg.model.quality_conditioned:
+        raise ValueError("latent_reuse: a quality-conditioned g_a makes other latents at every quality")
+    if cfg.inverse_gains and not cfg.encoder_only:
+        raise ValueError("inverse_gains: the inverse gains learn in every run but an encoder-only one anyway")
     if cfg.context_only:
         set_context_only(model)
     if cfg.encoder_only:  # the decoder side (g_s, h_s, the z prior, the context model) stays frozen
-        train_only(model, ENCODER)
+        train_only(model, ENCODER + (("log_inverse_gain",) if cfg.inverse_gains else ()))
     model = model.to(device, memory_format=torch.channels_last)
     autocast = bf16_is_fast(device) if cfg.autocast is None else cfg.autocast
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)

@@ -23,7 +23,7 @@ from .model import HyperpriorModel, ModelConfig
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 FORMAT = "aecompress-weights/1"
-_FULL_PRECISION = ("log_gain", "log_inverse_gain", "noise_", "z_prior", ".beta", ".gamma")
+_FULL_PRECISION = ("log_gain", "log_inverse_gain", "noise_", "quality_", "z_prior", ".beta", ".gamma")
 
 
 class ModelNotFound(LookupError):

@@ -20,6 +20,8 @@ HERE = Path(__file__).resolve().parent
 MANIFEST = HERE.parent / "weights" / "manifest.json"
 CHANGES = {  # config fields whose change names the stage, in the words of `aecompress train --help`
     "denoise": "learns to denoise (--denoise)",
+    "lambda_min": "lambda {new} at quality 1 (--lambdas)",
+    "lambda_max": "lambda {new} at quality 100 (--lambdas)",
     "M": "y widened to M={new} (--channels)",
     "width": "g_a and g_s widened to {new} (--width)",
     "analysis_width": "g_a alone widened to {new}, the decoder as it was (--analysis-width, --encoder-only)",
@@ -27,6 +29,8 @@ CHANGES = {  # config fields whose change names the stage, in the words of `aeco
     "context_slices": "anchors in {new} channel groups (--context-slices, --context-only)",
     "non_anchor_slices": "other positions in {new} channel groups (--non-anchor-slices, --context-only)",
     "context_window": "other positions read the anchors of a {new}x{new} window (--context-window, --context-only)",
+    "quality_conditioned": "g_a conditioned on the quality, the decoder as it was but its inverse gains "
+                           "(--quality-conditioned, --encoder-only)",
 }
 
 

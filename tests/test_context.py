@@ -220,6 +220,39 @@ def test_encoder_only_training_keeps_the_decoder_bit_identical(tmp_path, monkeyp
         np.testing.assert_array_equal(a["bias"], b["bias"])
 
 
+def test_encoder_only_training_for_a_new_lambda_range_changes_only_the_inverse_gains_of_the_decoder(tmp_path,
+                                                                                                  monkeypatch):
+    """With another lambda range every quality means another trade-off, so the decoder's inverse
+    gains learn with the encoder (here quality-conditioned too); g_s, h_s, the z prior and the
+    context model stay exactly as they were, and the file format does not change."""
+    data = tmp_path / "data"
+    data.mkdir()
+    from PIL import Image
+
+    for i in range(3):
+        Image.fromarray(smooth_image(96, 96, seed=i)).save(data / f"{i}.png")
+    source = tiny_context_model_file(tmp_path / "source.pt", slices=3)
+    model = replace(zoo.load_file(source).config, lambda_max=0.5, quality_conditioned=True)
+    cfg = TrainConfig.smoke(data=str(data), out=str(tmp_path / "run"), init=str(source), steps=3,
+                            model=model, encoder_only=True, inverse_gains=True, lr=1e-2)
+    before = HyperpriorModel(cfg.model)
+    warm_start(before, cfg.init)
+    after = train(cfg, resume=False, progress=False)
+    changed = {name for (name, a), b in zip(after.state_dict().items(), before.state_dict().values())
+               if not torch.equal(a.cpu(), b)}
+    assert {"log_inverse_gain", "quality_scale", "log_gain"} <= changed
+    assert all(name.startswith((*ENCODER, "log_inverse_gain")) for name in changed), changed
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path / "weights")
+    exported, original = zoo.load_file(export_run(after, cfg, "encoder")), zoo.load_file(source)
+    for a, b in zip(exported.h_s + [l for n in exported.context for l in n],
+                    original.h_s + [l for n in original.context for l in n], strict=True):
+        np.testing.assert_array_equal(a["weight"], b["weight"])
+    rgb = smooth_image(48, 64, seed=2)
+    assert np.asarray(codec.decode(codec.encode(rgb, 90, model=exported), model=exported)).shape == rgb.shape
+    with pytest.raises(ValueError, match="inverse_gains"):
+        train(replace(cfg, encoder_only=False), resume=False, progress=False)
+
+
 def test_a_context_model_does_not_grow_with_y(tmp_path):
     source = tiny_context_model_file(tmp_path / "source.pt")
     with pytest.raises(ValueError, match="context model fits only M=12"):

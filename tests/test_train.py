@@ -214,6 +214,45 @@ def test_a_wider_encoder_starts_where_the_model_was_and_leaves_the_decoder_alone
     assert back.shape == rgb.shape
 
 
+def test_a_quality_conditioned_encoder_starts_as_the_source_and_makes_latents_per_quality(tmp_path):
+    """Its FiLM starts at none: warm-started from an unconditioned model, it computes exactly what
+    the source did. Once it learns, y depends on the quality, and every path that makes a file
+    (one quality, or rate control trying many) runs g_a for the quality it codes at."""
+    from aecompress import ratecontrol
+    from aecompress.model import HyperpriorModel, ModelConfig
+    from aecompress.train import warm_start
+
+    torch.manual_seed(0)
+    source = tmp_path / "plain.pt"
+    plain = HyperpriorModel(ModelConfig(N=8, M=12, denoise=True))
+    with torch.no_grad():
+        plain.noise_scale.normal_()
+    zoo.export(plain, source, "plain")
+    plain = zoo.load_file(source).net.float().eval()
+    conditioned = HyperpriorModel(ModelConfig(N=8, M=12, denoise=True, quality_conditioned=True))
+    warm_start(conditioned, source)
+    x, t, level = torch.rand(2, 3, 64, 64), torch.tensor([0.2, 0.9]), torch.tensor([0.0, 20.0])
+    with torch.no_grad():
+        before, after = plain(x, t, level), conditioned.eval()(x, t, level)
+    assert torch.equal(before.x_hat, after.x_hat) and torch.equal(before.bits_y, after.bits_y)
+
+    with torch.no_grad():
+        conditioned.quality_scale.normal_(0, 0.3)
+        conditioned.quality_shift.normal_(0, 0.3)
+    path = tmp_path / "conditioned.pt"
+    zoo.export(conditioned, path, "conditioned")
+    model = zoo.load_file(path)
+    assert torch.equal(model.net.quality_scale, conditioned.quality_scale)  # kept in full precision
+    image = torch.rand(1, 3, 64, 64)
+    assert not torch.allclose(model.net.analysis(image, quality=20), model.net.analysis(image, quality=80))
+    with pytest.raises(ValueError, match="needs the quality"):
+        model.net.analysis(image)
+    rgb = smooth_image(48, 80, seed=4)
+    target = ratecontrol.encode_to_target(rgb, ratecontrol.Target("bpp", 1.5), model)
+    assert target.data == codec.encode(rgb, target.quality, model=model)
+    assert np.asarray(codec.decode(target.data, model=model)).shape == rgb.shape
+
+
 @pytest.mark.parametrize("change", [{"M": 8}, {"N": 12}, {"simplified_gdn": True}, {"width": 4},
                                     {"analysis_width": 4}])
 def test_warm_start_refuses_a_model_it_cannot_grow_into(tmp_path, change):
@@ -317,6 +356,16 @@ def test_train_command_from_init_keeps_the_source_model_unless_told(data_dir, tm
     assert r.exit_code == 0, r.output
     saved = torch.load(tmp_path / "enc-wide" / "checkpoint.pt", map_location="cpu", weights_only=False)
     assert saved["train_config"]["model"]["analysis_width"] == 16 and saved["model"]["g_a.2.weight"].shape[0] == 16
+    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "enc-qc"), "--encoder-only", "--quality-conditioned",
+                                  "--lambdas", "0.001", "0.6"])
+    assert r.exit_code == 0, r.output
+    saved = torch.load(tmp_path / "enc-qc" / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert saved["train_config"]["inverse_gains"]  # a new lambda range: each quality means another trade-off
+    assert saved["train_config"]["model"] == {**source_config.to_dict(), "lambda_max": 0.6, "quality_conditioned": True}
+    assert saved["model"]["quality_scale"].shape == (8, 3, 8)
+    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "qc-pool"), "--quality-conditioned", "--context", "16",
+                                  "--context-only", "--latent-reuse", "4"])
+    assert r.exit_code == 2 and "--context-only trains a context model" in r.output
 
 
 def test_bf16_training_keeps_the_entropy_model_in_fp32(data_dir, tmp_path):
