@@ -28,7 +28,7 @@ def main() -> None:
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", help="Output file ('-' for stdout). Default: input name with .aec.")
-@click.option("-q", "--quality", type=click.FloatRange(1, 100), default=75, show_default=True,
+@click.option("-q", "--quality", type=click.FloatRange(1, 100), default=codec.DEFAULT_QUALITY, show_default=True,
               help="1..100, higher is better; continuous (e.g. 62.5).")
 @click.option("--target-bpp", type=float, help="Pick the quality that gives this many bits per pixel.")
 @click.option("--target-size", type=int, help="Pick the highest quality whose file fits in this many bytes.")
@@ -276,7 +276,7 @@ def train(data, out, steps, batch, crop, lr, min_downscale, channels, width, ana
       aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4-4-5x5.pt --context-only --latent-reuse 4 --out runs/more
       aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4-4-v2.pt --context-window 5 --context-only --out runs/w5
       aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4-4-5x5.pt --analysis-width 192 --encoder-only --out runs/enc
-      aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4-4-5x5-ga192.pt --quality-conditioned --lambdas 0.0003 0.8 --encoder-only --out runs/qc
+      aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4-4-5x5-ga192.pt --quality-conditioned --lambdas 0.0003 1.0 --encoder-only --out runs/qc
       torchrun --nproc-per-node 8 -m aecompress train --batch 16
     """
     from dataclasses import replace

@@ -30,6 +30,7 @@ PAD = tiling.STRIDE  # g_a downsamples by 16; h_s's output is cropped to y's siz
 # the noise above it is removed: level = sqrt(estimate**2 - floor**2).
 AUTO_NOISE_FLOOR = 8.0
 MAX_NOISE = 50.0  # the highest level the denoising models are trained for
+DEFAULT_QUALITY = 60  # the shipped model gives 33-35 dB on Kodak here (benchmarks/report.md)
 
 class DecodeError(ValueError):
     """The data cannot be decoded (damaged file, missing model, ...)."""
@@ -259,7 +260,7 @@ def load_model(model: str | zoo.CodingModel | None) -> zoo.CodingModel:
     return model if isinstance(model, zoo.CodingModel) else zoo.load(model)
 
 
-def encode(image: Image.Image | np.ndarray, quality: float = 75, model: str | zoo.CodingModel | None = None,
+def encode(image: Image.Image | np.ndarray, quality: float = DEFAULT_QUALITY, model: str | zoo.CodingModel | None = None,
            device: str = "cpu", icc_profile: bytes | None = None, denoise: float | str | None = None,
            effort: int = 0) -> bytes:
     """Compress an image (PIL or uint8 array) into .aec bytes. quality: 1..100, higher is better.

@@ -1,5 +1,5 @@
 """Pillow integration: after `import aecompress`, Image.open("x.aec") decodes and
-img.save("x.aec", quality=80) encodes (default model, quality 75 unless given)."""
+img.save("x.aec", quality=80) encodes (default model and quality unless given)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class AecImageFile(ImageFile.ImageFile):
 
 def _save(im: Image.Image, fp, filename) -> None:
     info = im.encoderinfo
-    fp.write(codec.encode(im, info.get("quality", 75), model=info.get("model"),
+    fp.write(codec.encode(im, info.get("quality", codec.DEFAULT_QUALITY), model=info.get("model"),
                           icc_profile=info.get("icc_profile")))
 
 

@@ -74,7 +74,13 @@ def ahead_of_jpeg(r, name: str = "aecompress") -> list[tuple[float, float]]:
     ours, jpeg = r.codecs.get(name, {}).get("results"), r.codecs.get("jpeg", {}).get("results")
     if not ours or not jpeg:
         return []
-    (ob, op), (jb, jp) = _log_bpp_curve(ours), _log_bpp_curve(jpeg)
+    return ahead(ours, jpeg)
+
+
+def ahead(ours: dict, anchor: dict) -> list[tuple[float, float]]:
+    """The bpp intervals where the curve `ours` ({"bpp": [...], "psnr-rgb": [...]}) is above the
+    curve `anchor`, as `ahead_of_jpeg` judges them."""
+    (ob, op), (jb, jp) = _log_bpp_curve(ours), _log_bpp_curve(anchor)
     lo, hi = max(ob[0], jb[0]), min(ob[-1], jb[-1])
     if lo >= hi:
         return []

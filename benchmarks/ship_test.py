@@ -9,7 +9,10 @@ model's name or a weights file) code the same photos from `../shared/data/train`
 of the sorted list, centre crops of at most 512x512, at the benchmark's nine qualities. Each
 figure comes from the encoded bytes and the decoded pixels, averaged per image; the verdict is
 the BD-rate of the candidate against the baseline (negative: fewer bits at equal PSNR), with the
-rate change at each quality for equal settings beside it.
+rate change at each quality for equal settings beside it. Pillow JPEG (4:2:0, the benchmark's
+qualities 5..95) codes the same photos: each model's BD-rate against it, and the bpp where its
+curve is above JPEG's, show what a new lambda range trades (a longer curve, ending where it is
+weakest).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from aecompress import bench, codec, metrics, zoo
+from aecompress import bench, codec, metrics, report, zoo
 from aecompress.model import HyperpriorModel
 from aecompress.train import list_images, load_source
 
@@ -71,6 +74,20 @@ def measure(model: zoo.CodingModel, images: list[np.ndarray], qualities, effort:
     return {"bpp": bpp, "psnr": psnr}
 
 
+def measure_jpeg(images: list[np.ndarray]) -> dict:
+    jpeg = next(c for c in bench.pillow_codecs() if c.name == "jpeg")
+    bpp, psnr = [], []
+    for setting in jpeg.settings:
+        b, p = [], []
+        for rgb in images:
+            data = jpeg.encode(Image.fromarray(rgb), setting)
+            b.append(len(data) * 8 / (rgb.shape[0] * rgb.shape[1]))
+            p.append(metrics.psnr(rgb, jpeg.decode(data)))
+        bpp.append(float(np.mean(b)))
+        psnr.append(float(np.mean(p)))
+    return {"bpp": bpp, "psnr": psnr}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("candidate", help="a run's checkpoint.pt or a weights file")
@@ -95,6 +112,12 @@ def main() -> None:
               f"{cand['psnr'][i]:.2f} | {change:+.1f}% |")
     bd = metrics.bd_rate(base["bpp"], base["psnr"], cand["bpp"], cand["psnr"])
     print("BD-rate of the candidate against the baseline: " + ("n/a" if bd is None else f"{bd:+.2f}%"))
+    jpeg = measure_jpeg(images)
+    for label, r in results.items():
+        bd = metrics.bd_rate(jpeg["bpp"], jpeg["psnr"], r["bpp"], r["psnr"])
+        where = report.ahead({"bpp": r["bpp"], "psnr-rgb": r["psnr"]}, {"bpp": jpeg["bpp"], "psnr-rgb": jpeg["psnr"]})
+        print(f"{label}: BD-rate vs JPEG " + ("n/a" if bd is None else f"{bd:+.2f}%") + ", above JPEG at "
+              + (", ".join(f"{a:.3f}-{b:.3f}" for a, b in where) or "no rate") + " bpp")
 
 
 if __name__ == "__main__":
