@@ -37,6 +37,18 @@ def state_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+def denoising_model_file(path: Path) -> Path:
+    """A tiny denoising model whose noise conditioning does something, exported to `path`."""
+    from aecompress.model import HyperpriorModel, ModelConfig
+
+    torch.manual_seed(0)
+    net = HyperpriorModel(ModelConfig(N=8, M=12, denoise=True))
+    with torch.no_grad():
+        net.noise_scale.normal_()
+    zoo.export(net, path, path.stem)
+    return path
+
+
 def test_resumed_run_equals_uninterrupted_run(data_dir, tmp_path):
     cfg = TrainConfig.smoke(data=str(data_dir), steps=6)
     straight = train(TrainConfig.smoke(data=str(data_dir), steps=6, out=str(tmp_path / "a")), progress=False)
@@ -183,12 +195,7 @@ def test_a_wider_encoder_starts_where_the_model_was_and_leaves_the_decoder_alone
     from aecompress.model import HyperpriorModel, ModelConfig
     from aecompress.train import warm_start
 
-    torch.manual_seed(0)
-    source = tmp_path / "narrow.pt"
-    trained = HyperpriorModel(ModelConfig(N=8, M=12, denoise=True))
-    with torch.no_grad():
-        trained.noise_scale.normal_()
-    zoo.export(trained, source, "narrow")
+    source = denoising_model_file(tmp_path / "narrow.pt")
     narrow = zoo.load_file(source).net.float().eval()
     wide = HyperpriorModel(ModelConfig(N=8, M=12, denoise=True, analysis_width=20))
     warm_start(wide, source)
@@ -222,12 +229,7 @@ def test_a_quality_conditioned_encoder_starts_as_the_source_and_makes_latents_pe
     from aecompress.model import HyperpriorModel, ModelConfig
     from aecompress.train import warm_start
 
-    torch.manual_seed(0)
-    source = tmp_path / "plain.pt"
-    plain = HyperpriorModel(ModelConfig(N=8, M=12, denoise=True))
-    with torch.no_grad():
-        plain.noise_scale.normal_()
-    zoo.export(plain, source, "plain")
+    source = denoising_model_file(tmp_path / "plain.pt")
     plain = zoo.load_file(source).net.float().eval()
     conditioned = HyperpriorModel(ModelConfig(N=8, M=12, denoise=True, quality_conditioned=True))
     warm_start(conditioned, source)
