@@ -9,10 +9,12 @@ a real encode; for size targets the quality steps down until the real file fits.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+import torch
 from PIL import Image
 
 from . import codec, metrics, tiling, zoo
@@ -61,9 +63,12 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
     h, w = source.rgb.shape[:2]
     once = None if m.config.quality_conditioned else tiling.analysis(m.net.to(dev), source.rgb, dev, noise)
 
+    @functools.lru_cache(maxsize=1)  # the final encode reuses the last trial's g_a
+    def analysis_at(q: float) -> torch.Tensor:
+        return tiling.analysis(m.net.to(dev), source.rgb, dev, noise, q)
+
     def latents(q: float) -> codec.Latents:
-        y = once if once is not None else tiling.analysis(m.net.to(dev), source.rgb, dev, noise, q)
-        return codec.quantize(m, y, q, dev)
+        return codec.quantize(m, once if once is not None else analysis_at(q), q, dev)
 
     def psnr_at(q: float) -> float:
         return metrics.psnr(source.rgb, codec.synthesize(m, latents(q), q, w, h, dev))

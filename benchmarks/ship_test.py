@@ -60,32 +60,28 @@ def photos(count: int) -> list[np.ndarray]:
     return out
 
 
-def measure(model: zoo.CodingModel, images: list[np.ndarray], qualities, effort: int) -> dict:
+def measure(encode, decode, images: list[np.ndarray], settings) -> dict:
+    """bpp of the encoded bytes and PSNR of the decoded pixels at each setting, averaged per image."""
     bpp, psnr = [], []
-    for q in qualities:
+    for setting in settings:
         b, p = [], []
         for rgb in images:
-            data = codec.encode(rgb, q, model=model, effort=effort)
-            back = np.asarray(codec.decode(data, model=model))
+            data = encode(rgb, setting)
             b.append(len(data) * 8 / (rgb.shape[0] * rgb.shape[1]))
-            p.append(metrics.psnr(rgb, back))
+            p.append(metrics.psnr(rgb, decode(data)))
         bpp.append(float(np.mean(b)))
         psnr.append(float(np.mean(p)))
-    return {"bpp": bpp, "psnr": psnr}
+    return {"bpp": bpp, "psnr-rgb": psnr}
+
+
+def measure_model(model: zoo.CodingModel, images: list[np.ndarray], qualities, effort: int) -> dict:
+    return measure(lambda rgb, q: codec.encode(rgb, q, model=model, effort=effort),
+                   lambda data: np.asarray(codec.decode(data, model=model)), images, qualities)
 
 
 def measure_jpeg(images: list[np.ndarray]) -> dict:
     jpeg = next(c for c in bench.pillow_codecs() if c.name == "jpeg")
-    bpp, psnr = [], []
-    for setting in jpeg.settings:
-        b, p = [], []
-        for rgb in images:
-            data = jpeg.encode(Image.fromarray(rgb), setting)
-            b.append(len(data) * 8 / (rgb.shape[0] * rgb.shape[1]))
-            p.append(metrics.psnr(rgb, jpeg.decode(data)))
-        bpp.append(float(np.mean(b)))
-        psnr.append(float(np.mean(p)))
-    return {"bpp": bpp, "psnr": psnr}
+    return measure(lambda rgb, q: jpeg.encode(Image.fromarray(rgb), q), jpeg.decode, images, jpeg.settings)
 
 
 def main() -> None:
@@ -100,7 +96,7 @@ def main() -> None:
     start = time.time()
     results = {}
     for label, source in (("baseline", args.baseline), ("candidate", args.candidate)):
-        results[label] = measure(coding_model(source), images, qualities, args.effort)
+        results[label] = measure_model(coding_model(source), images, qualities, args.effort)
     base, cand = results["baseline"], results["candidate"]
     print(f"{len(images)} training photos (centre crops <= {CROP} px), effort {args.effort}, "
           f"{time.time() - start:.0f} s")
@@ -108,14 +104,14 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for i, q in enumerate(qualities):
         change = (cand["bpp"][i] / base["bpp"][i] - 1) * 100
-        print(f"| {q:g} | {base['bpp'][i]:.4f} | {base['psnr'][i]:.2f} | {cand['bpp'][i]:.4f} | "
-              f"{cand['psnr'][i]:.2f} | {change:+.1f}% |")
-    bd = metrics.bd_rate(base["bpp"], base["psnr"], cand["bpp"], cand["psnr"])
+        print(f"| {q:g} | {base['bpp'][i]:.4f} | {base['psnr-rgb'][i]:.2f} | {cand['bpp'][i]:.4f} | "
+              f"{cand['psnr-rgb'][i]:.2f} | {change:+.1f}% |")
+    bd = metrics.bd_rate(base["bpp"], base["psnr-rgb"], cand["bpp"], cand["psnr-rgb"])
     print("BD-rate of the candidate against the baseline: " + ("n/a" if bd is None else f"{bd:+.2f}%"))
     jpeg = measure_jpeg(images)
     for label, r in results.items():
-        bd = metrics.bd_rate(jpeg["bpp"], jpeg["psnr"], r["bpp"], r["psnr"])
-        where = report.ahead({"bpp": r["bpp"], "psnr-rgb": r["psnr"]}, {"bpp": jpeg["bpp"], "psnr-rgb": jpeg["psnr"]})
+        bd = metrics.bd_rate(jpeg["bpp"], jpeg["psnr-rgb"], r["bpp"], r["psnr-rgb"])
+        where = report.ahead(r, jpeg)
         print(f"{label}: BD-rate vs JPEG " + ("n/a" if bd is None else f"{bd:+.2f}%") + ", above JPEG at "
               + (", ".join(f"{a:.3f}-{b:.3f}" for a, b in where) or "no rate") + " bpp")
 
