@@ -224,6 +224,9 @@ def info(file, as_json, stats, model):
 @click.option("--init", help="Start from this checkpoint or weights file (its model, a new optimizer and "
               "schedule); with a larger M in --channels, its latent grows (the decoder starts without "
               "reading the new channels; see train.widen_latent).")
+@click.option("--finetune-steps", type=click.IntRange(min=0),
+              help="Last steps with g_a and g_s frozen, the entropy path learning on rounded z (the "
+              "integer path it will be coded with).  [default: 1500]")
 @click.option("--uncharged-steps", type=click.IntRange(min=0),
               help="With --init and a larger M: the new channels cost no bits for this many steps, so "
               "they learn to carry information before they pay for it.")
@@ -260,7 +263,7 @@ def info(file, as_json, stats, model):
 @click.option("--fresh", is_flag=True, help="Ignore an existing checkpoint in --out.")
 @click.option("--export", "export_name", help="After training, write weights/<NAME>.pt and list it.")
 @files.one_line_errors
-def train(data, out, steps, batch, crop, lr, min_downscale, channels, width, analysis_width, lambdas, quality_power, denoise, init, uncharged_steps,
+def train(data, out, steps, batch, crop, lr, min_downscale, finetune_steps, channels, width, analysis_width, lambdas, quality_power, denoise, init, uncharged_steps,
           context, context_slices, non_anchor_slices, context_window, context_only, latent_reuse, quality_conditioned,
           encoder_only, autocast, eval_dir, eval_every, smoke, fresh, export_name):
     """Train a model (resumes from OUT/checkpoint.pt). Runs under torchrun for several processes.
@@ -286,7 +289,7 @@ def train(data, out, steps, batch, crop, lr, min_downscale, channels, width, ana
 
     cfg = training.TrainConfig.smoke() if smoke else training.TrainConfig()
     overrides = {"data": data, "out": out, "steps": steps, "batch": batch, "crop": crop, "lr": lr,
-                 "min_downscale": min_downscale, "quality_power": quality_power, "autocast": autocast, "eval_dir": eval_dir,
+                 "min_downscale": min_downscale, "finetune": finetune_steps, "quality_power": quality_power, "autocast": autocast, "eval_dir": eval_dir,
                  "eval_every": eval_every, "init": init}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     source_model = training.load_source(init)[1] if init else None
