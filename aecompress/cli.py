@@ -1,19 +1,36 @@
-"""Command line: each command parses, calls one public function, prints one line per file."""
+"""Command line: each command parses, calls one public function, prints one line per file.
+
+Modules that import torch are imported inside the commands that code pixels, so that
+`--help` and `info` answer at once.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import click
-import numpy as np
 
-from . import codec, container, files, zoo
-from .image import format_for, image_bytes, read_image, read_input
+from . import container, files
+from .image import DEFAULT_OUTPUT_QUALITY, LOSSY, format_for, image_bytes, read_image, read_input
+
+POSITIVE = click.FloatRange(0, min_open=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _is_aec(path: str) -> bool:
+    return path.lower().endswith(".aec")
+
+
+def _output_format(path: str | None) -> str:
+    """The image format -o asks for (PNG for none or '-'): a usage error, before any work, if
+    this Pillow cannot write it."""
+    try:
+        return format_for(path or "-")
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=files.EXIT_STATUS)
 @click.version_option(package_name="aecompress")
 def main() -> None:
     """aecompress: a learned image codec.
@@ -25,14 +42,16 @@ def main() -> None:
     """
 
 
-@main.command()
+@main.command(epilog=files.EXIT_STATUS)
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", help="Output file ('-' for stdout). Default: input name with .aec.")
-@click.option("-q", "--quality", type=click.FloatRange(1, 100), default=codec.DEFAULT_QUALITY, show_default=True,
-              help="1..100, higher is better; continuous (e.g. 62.5).")
-@click.option("--target-bpp", type=float, help="Pick the quality that gives this many bits per pixel.")
-@click.option("--target-size", type=int, help="Pick the highest quality whose file fits in this many bytes.")
-@click.option("--target-psnr", type=float, help="Pick the lowest quality that reaches this PSNR (dB).")
+@click.option("-o", "--output", help="Output file ('-' for stdout). Default: input name with .aec; "
+              "`encode in.png out.aec` works too.")
+@click.option("-q", "--quality", type=click.FloatRange(1, 100),
+              help=f"1..100, higher is better; continuous (e.g. 62.5).  [default: {files.DEFAULT_QUALITY}]")
+@click.option("--target-bpp", type=POSITIVE, help="Pick the quality that gives this many bits per pixel.")
+@click.option("--target-size", type=click.IntRange(1),
+              help="Pick the highest quality whose file fits in this many bytes.")
+@click.option("--target-psnr", type=POSITIVE, help="Pick the lowest quality that reaches this PSNR (dB).")
 @click.option("-e", "--effort", type=click.IntRange(0, 4), default=0, show_default=True,
               help="Encoder search: 0 = one pass (fast); 1..4 fit the latents to this image by gradient "
               "descent (8, 16, 32, 64 steps): smaller files at the same quality, each level about twice "
@@ -43,40 +62,48 @@ def main() -> None:
 @files.file_options
 @files.one_line_errors
 def encode(inputs, output, quality, target_bpp, target_size, target_psnr, effort, verify, strip, denoise,
-           out_dir, jobs, max_pixels, model, device, force):
+           out_dir, jobs, max_pixels, model, device, force, quiet):
     """Compress images (PNG, JPEG, WebP, TIFF, BMP, ...) into .aec files.
 
     \b
     Rate control (instead of -q): --target-size 20000, --target-bpp 0.5 or --target-psnr 34
-    bisects the continuous quality on the model's own rate estimate, then encodes for real.
+    bisects the continuous quality on the model's own rate estimate, then encodes for real;
+    a target no quality reaches is an error that names the nearest one reached.
     Noisy photos: --denoise drops the noise instead of spending bits on it (--verify then
     compares with the noisy input, so its PSNR counts the removed noise as error).
     """
-    from . import ratecontrol
-
-    files.check_outputs(inputs, output, out_dir)
-    targets = [ratecontrol.Target(k, v) for k, v in
-               (("bpp", target_bpp), ("size", target_size), ("psnr", target_psnr)) if v is not None]
+    targets = [(k, v) for k, v in (("bpp", target_bpp), ("size", target_size), ("psnr", target_psnr)) if v is not None]
     if len(targets) > 1:
         raise click.UsageError("give at most one of --target-bpp, --target-size, --target-psnr")
+    if targets and quality is not None:
+        raise click.UsageError(f"-q and --target-{targets[0][0]} both set the quality: give one of them")
     if targets and effort:
         raise click.UsageError("--effort works with -q; rate control (--target-*) runs at effort 0")
-    m = zoo.load(model)
+    inputs, output = files.positional_output(inputs, output, out_dir, lambda a, b: _is_aec(b) and not _is_aec(a))
+    pairs = files.plan(inputs, output, out_dir, force, lambda p: p.with_suffix(".aec").name)
 
-    def one(src: str) -> tuple[str, bool]:
-        dst = files.output_path(src, output, ".aec", out_dir, force)
+    from . import codec, ratecontrol, zoo
+
+    m = zoo.load(model)
+    target = ratecontrol.Target(*targets[0]) if targets else None
+    notice = files.notifier(quiet)
+
+    def one(pair: tuple[str, str]) -> files.Done:
+        src, dst = pair
         start = time.perf_counter()
-        image = read_image(read_input(src), src, max_pixels, notice=files.notice)
+        raw = read_input(src)
+        image = read_image(raw, src, max_pixels, notice=notice)
         if strip:
             image.info.pop("icc_profile", None)
             image.info.pop("exif", None)
-        q, note = quality, ""
-        if targets:
-            result = ratecontrol.encode_to_target(image, targets[0], m, device, denoise)
-            data, q = result.data, result.quality
-            note = f" (target {targets[0].kind} {targets[0].value:g}{'' if result.reached else ' out of reach'})"
+        if target:
+            result = ratecontrol.encode_to_target(image, target, m, device, denoise)
+            if not result.reached:
+                raise ValueError(f"{src}: {_out_of_reach(target, result)}")
+            data, q, note = result.data, result.quality, f" (target {target.kind} {target.value:g})"
         else:
-            data = codec.encode(image, quality, model=m, device=device, denoise=denoise, effort=effort)
+            q = codec.DEFAULT_QUALITY if quality is None else quality
+            data, note = codec.encode(image, q, model=m, device=device, denoise=denoise, effort=effort), ""
         if effort:
             note += f", effort {effort}"
         if denoise is not None:
@@ -86,42 +113,73 @@ def encode(inputs, output, quality, target_bpp, target_size, target_psnr, effort
         line = (f"{src} -> {dst}: {len(data)} bytes, {len(data) * 8 / (image.width * image.height):.4f} bpp, "
                 f"q {q:g}{note}, {seconds:.2f} s")
         if verify:
-            from .metrics import psnr
-
-            back = np.asarray(codec.decode(data, model=m, device=device).convert(image.mode if image.mode in ("L", "RGB") else "RGB"))
-            ref = np.asarray(image.convert(image.mode if image.mode in ("L", "RGB") else "RGB"))
-            line += f", PSNR {psnr(ref, back):.2f} dB"
+            line += f", PSNR {_verify(image, data, m, device):.2f} dB"
         files.emit(dst, data, force)
-        return line, dst != "-"  # the summary goes to stderr when stdout carries the data
+        return files.Done(line, len(raw), len(data), dst != "-")  # stdout may carry the data
 
-    files.for_each(list(inputs), one, jobs)
+    files.for_each(pairs, one, jobs, quiet, "encoding")
 
 
-@main.command()
+def _out_of_reach(target, result) -> str:
+    """What an unreachable target can get nearest: the smallest file (quality 1) or the
+    highest PSNR (quality 100)."""
+    if target.kind == "psnr":
+        nearest = f"the highest is {result.psnr:.2f} dB"
+    else:
+        nearest = f"the smallest file is {len(result.data)} bytes, {result.bpp:.4f} bpp"
+    return f"--target-{target.kind} {target.value:g} is out of reach: {nearest} (quality {result.quality:g})"
+
+
+def _verify(image, data: bytes, model, device: str) -> float:
+    """PSNR of the file's decoded pixels against the image that was encoded."""
+    import numpy as np
+
+    from . import codec
+    from .metrics import psnr
+
+    mode = image.mode if image.mode in ("L", "RGB") else "RGB"
+    back = codec.decode(data, model=model, device=device)
+    return psnr(np.asarray(image.convert(mode)), np.asarray(back.convert(mode)))
+
+
+@main.command(epilog=files.EXIT_STATUS)
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", help="Output image ('-' for stdout, PNG); the format follows the extension.")
+@click.option("-o", "--output", help="Output image ('-' for stdout, PNG); the format follows the extension "
+              "(.png, .jpg, .webp, .avif, .tif, .bmp, .gif, ...); `decode in.aec out.png` works too.")
+@click.option("-q", "--quality", type=click.IntRange(1, 100),
+              help=f"Quality of a JPEG, WebP or AVIF output, 1..100.  [default: {DEFAULT_OUTPUT_QUALITY}]")
 @files.file_options
 @files.one_line_errors
-def decode(inputs, output, out_dir, jobs, max_pixels, model, device, force):
+def decode(inputs, output, quality, out_dir, jobs, max_pixels, model, device, force, quiet):
     """Decompress .aec files into images (PNG by default)."""
-    files.check_outputs(inputs, output, out_dir)
+    inputs, output = files.positional_output(inputs, output, out_dir,
+                                             lambda a, b: _is_aec(a) and not _is_aec(b) and files.is_image_name(b))
+    fmt = _output_format(output)
+    if quality is not None and fmt not in LOSSY:
+        raise click.UsageError(f"-q sets the quality of JPEG, WebP and AVIF outputs, not of {fmt}")
+    pairs = files.plan(inputs, output, out_dir, force, lambda p: p.with_suffix(".png").name)
 
-    def one(src: str) -> tuple[str, bool]:
-        dst = files.output_path(src, output, ".png", out_dir, force)
+    from . import codec
+
+    notice = files.notifier(quiet)
+
+    def one(pair: tuple[str, str]) -> files.Done:
+        src, dst = pair
         start = time.perf_counter()
+        raw = read_input(src)
         try:
-            image = codec.decode(read_input(src), model=model, device=device, max_pixels=max_pixels)
+            image = codec.decode(raw, model=model, device=device, max_pixels=max_pixels)
         except codec.DecodeError as e:
             raise ValueError(f"{src}: {e}") from None
-        data = image_bytes(image, format_for(dst))
+        data = image_bytes(image, fmt, quality or DEFAULT_OUTPUT_QUALITY, lambda s: notice(f"{dst}: {s}"))
         files.emit(dst, data, force)
         line = f"{src} -> {dst}: {image.width}x{image.height} {image.mode}, {time.perf_counter() - start:.2f} s"
-        return line, dst != "-"  # the summary goes to stderr when stdout carries the data
+        return files.Done(line, len(raw), len(data), dst != "-")
 
-    files.for_each(list(inputs), one, jobs)
+    files.for_each(pairs, one, jobs, quiet, "decoding")
 
 
-@main.command()
+@main.command(epilog=files.EXIT_STATUS)
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", help="Output image ('-' for stdout). Default: NAME-denoised.png beside the input.")
 @click.option("--level", type=files.NoiseLevel(), default="auto", show_default=True,
@@ -130,51 +188,68 @@ def decode(inputs, output, out_dir, jobs, max_pixels, model, device, force):
               help="Quality of the in-memory coding; high keeps detail, low smooths more.")
 @files.file_options
 @files.one_line_errors
-def denoise(inputs, output, level, quality, out_dir, jobs, max_pixels, model, device, force):
+def denoise(inputs, output, level, quality, out_dir, jobs, max_pixels, model, device, force, quiet):
     """Remove noise from photos: encode with --denoise and decode, in memory.
 
     \b
       aecompress denoise noisy.png                 # -> noisy-denoised.png
       aecompress denoise scan.tif --level 30 -o clean.png
     """
-    files.check_outputs(inputs, output, out_dir)
-    m = zoo.load(model)
+    fmt = _output_format(output)
+    pairs = files.plan(inputs, output, out_dir, force, lambda p: f"{p.stem}-denoised.png")
 
-    def one(src: str) -> tuple[str, bool]:
-        named = str(Path(out_dir or Path(src).parent) / f"{Path(src).stem}-denoised.png")
-        dst = files.output_path(src, output or ("-" if src == "-" else named), ".png", None, force)
+    from . import codec, zoo
+
+    m = zoo.load(model)
+    notice = files.notifier(quiet)
+
+    def one(pair: tuple[str, str]) -> files.Done:
+        src, dst = pair
         start = time.perf_counter()
-        image = read_image(read_input(src), src, max_pixels, notice=files.notice)
+        raw = read_input(src)
+        image = read_image(raw, src, max_pixels, notice=notice)
         removed = codec.noise_level(m, codec.prepare(image).rgb, level)
         if removed:
             clean = codec.decode(codec.encode(image, quality, model=m, device=device, denoise=removed),
                                  model=m, device=device)
         else:
             clean = image  # nothing to remove: the pixels stay as they are
-        files.emit(dst, image_bytes(clean, format_for(dst)), force)
+        data = image_bytes(clean, fmt, notice=lambda s: notice(f"{dst}: {s}"))
+        files.emit(dst, data, force)
         line = (f"{src} -> {dst}: " + (f"noise level {removed:g} removed" if removed else "no noise to remove")
                 + f", {time.perf_counter() - start:.2f} s")
-        return line, dst != "-"
+        return files.Done(line, len(raw), len(data), dst != "-")
 
-    files.for_each(list(inputs), one, jobs)
+    files.for_each(pairs, one, jobs, quiet, "denoising")
 
 
-@main.command()
-@click.argument("file")
-@click.option("--json", "as_json", is_flag=True, help="Print the fields as JSON.")
+@main.command(epilog=files.EXIT_STATUS)
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the fields as JSON, one object per line and file.")
 @click.option("--stats", is_flag=True, help="Also decode the latents: share of zero symbols, channels in use.")
 @files.MODEL
+@files.QUIET
 @files.one_line_errors
-def info(file, as_json, stats, model):
-    """Show the header of an .aec file (and, with --stats, how sparse its code is)."""
-    data = read_input(file)
+def info(inputs, as_json, stats, model, quiet):
+    """Show the header of .aec files (and, with --stats, how sparse their code is)."""
+
+    def one(path: str) -> files.Done:
+        data = read_input(path)
+        fields = _fields(path, data, stats, model)
+        return files.Done(json.dumps(fields) if as_json else _describe(fields), len(data), None)
+
+    files.for_each(list(inputs), one, 1, quiet, "reading")
+
+
+def _fields(path: str, data: bytes, stats: bool, model: str | None) -> dict:
+    """The header of one file, read by container.py alone (no torch); --stats decodes its latents."""
     try:
         f = container.unpack(data)
     except container.FormatError as e:
-        raise ValueError(f"{file}: {e}") from None
+        raise ValueError(f"{path}: {e}") from None
     h = f.header
     fields = {
-        "file": file, "bytes": len(data), "width": h.width, "height": h.height, "mode": h.mode,
+        "file": path, "bytes": len(data), "width": h.width, "height": h.height, "mode": h.mode,
         "quality": h.quality, "model": h.model, "model_hash": h.model_hash.hex(),
         "bpp": round(len(data) * 8 / (h.width * h.height), 5),
         "sections": {container.SECTION_NAMES.get(t, str(t)): len(p) for t, p in f.sections.items()},
@@ -188,20 +263,22 @@ def info(file, as_json, stats, model):
 
         try:
             fields["stats"] = asdict(sparsity_of(data, model))
-        except codec.DecodeError as e:
-            raise ValueError(f"{file}: {e}") from None
-    if as_json:
-        click.echo(json.dumps(fields, indent=1))
-    else:
-        sections = ", ".join(f"{k} {v} B" for k, v in fields["sections"].items())
-        click.echo(f"{file}: {h.width}x{h.height} {h.mode}, q {h.quality:g}, {len(data)} bytes "
-                   f"({fields['bpp']} bpp), model {h.model} ({fields['model_hash']}), sections: {sections}"
-                   + (f", denoised at level {fields['denoise_level']:g}" if fields.get("denoise_level") else ""))
-        if stats:
-            st = fields["stats"]
-            click.echo(f"  y symbols zero: {100 * st['zero_share']:.1f}%, channels with any non-zero symbol: "
-                       f"{st['nonzero_channels']}/{st['channels']}, channels holding 99% of the bits: "
-                       f"{st['channels_99']}")
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+    return fields
+
+
+def _describe(fields: dict) -> str:
+    sections = ", ".join(f"{k} {v} B" for k, v in fields["sections"].items())
+    line = (f"{fields['file']}: {fields['width']}x{fields['height']} {fields['mode']}, q {fields['quality']:g}, "
+            f"{fields['bytes']} bytes ({fields['bpp']} bpp), model {fields['model']} ({fields['model_hash']}), "
+            f"sections: {sections}"
+            + (f", denoised at level {fields['denoise_level']:g}" if fields.get("denoise_level") else ""))
+    if "stats" in fields:
+        st = fields["stats"]
+        line += (f"\n  y symbols zero: {100 * st['zero_share']:.1f}%, channels with any non-zero symbol: "
+                 f"{st['nonzero_channels']}/{st['channels']}, channels holding 99% of the bits: {st['channels_99']}")
+    return line
 
 
 @main.command()
@@ -352,15 +429,20 @@ def train(data, out, steps, batch, crop, lr, min_downscale, finetune_steps, chan
 @files.MODEL
 @click.option("--qualities", help="aecompress qualities, comma-separated (default: bench.QUALITIES, "
               "nine from 1 to 100).")
-@click.option("--out", default="benchmarks", show_default=True, help="Folder for results/, plots and report.md.")
+@click.option("--out", help="Folder for results/, plots and report.md; `--out benchmarks` (or --record) rewrites "
+              "the committed ones and README's section.  [default: a new folder in the temporary directory]")
 @click.option("--quick", is_flag=True, help="3 images, 3 qualities, fewer settings, no repeats: a smoke run.")
 @click.option("--codecs", help="Only these codecs, comma-separated (default: all).")
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="torch/AVIF threads.")
 @click.option("--keep-files", help="Keep every encoded file in this folder.")
-@click.option("--record", is_flag=True, help="Write the model's measured figures into weights/manifest.json.")
+@click.option("--record", is_flag=True, help="Write the model's measured figures into weights/manifest.json "
+              "(and, without --out, the results into benchmarks/).")
 @files.one_line_errors
 def bench(data_dir, model, qualities, out, quick, codecs, threads, keep_files, record):
     """Rate-distortion, speed, memory and sparsity benchmark -> JSON, plots and report.md."""
+    import shutil
+    import tempfile
+
     from . import bench as benchmark
 
     try:
@@ -369,8 +451,16 @@ def bench(data_dir, model, qualities, out, quick, codecs, threads, keep_files, r
         raise click.BadParameter(f"not a list of numbers: {qualities}", param_hint="--qualities") from None
     if not qs or any(not 1 <= q <= 100 for q in qs):
         raise click.BadParameter("qualities must be in 1..100", param_hint="--qualities")
-    s = benchmark.run(data_dir, out, model, qs, quick, codecs.split(",") if codecs else None, threads,
-                      keep_files=keep_files, record=record, progress=lambda line: click.echo(line, err=True))
+    fresh = out is None and not record  # the committed results change only when asked to
+    out = tempfile.mkdtemp(prefix="aecompress-bench-") if fresh else out or "benchmarks"
+    click.echo(f"aecompress bench: writing to {out}", err=True)
+    try:
+        s = benchmark.run(data_dir, out, model, qs, quick, codecs.split(",") if codecs else None, threads,
+                          keep_files=keep_files, record=record, progress=lambda line: click.echo(line, err=True))
+    except BaseException:
+        if fresh:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     bd = "n/a" if s.bd_rate_vs_jpeg is None else f"{s.bd_rate_vs_jpeg:+.1f}%"
     click.echo(f"{s.images} images, {len(s.codecs)} codecs -> {s.results_dir}; aecompress BD-rate vs JPEG {bd}; "
                f"report {s.report}")
