@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from . import codec, metrics, zoo
+from .tables import information_bits
 
 CROP = 256
 BIG_SIZE = (6000, 4000)  # 24 megapixels
@@ -42,7 +43,7 @@ def sparsity_of(data: bytes, model: zoo.CodingModel | str | None = None) -> Spar
     """Sparsity statistics of one .aec file, from its decoded integer latents."""
     _, m, lat = codec.read(data, model)
     s = lat.y_symbols
-    bits = np.array([codec.information_bits(s[c], lat.index[c], m.y_tables) for c in range(s.shape[0])])
+    bits = np.array([information_bits(s[c], lat.index[c], m.y_tables) for c in range(s.shape[0])])
     order = np.sort(bits)[::-1]
     needed = int(np.searchsorted(np.cumsum(order), 0.99 * order.sum()) + 1) if order.sum() > 0 else 0
     return Sparsity(float((s == 0).mean()), int((s != 0).reshape(s.shape[0], -1).any(1).sum()),

@@ -9,6 +9,11 @@ model has them), then the other half of y, each part with the index and mean tha
 model derives from the parts decoded before it (context.py).
 
 Decoding runs the same integer steps in reverse order, then g_s on any device.
+
+The float transforms run in numpy on the CPU (npnet.py), so coding needs no torch; with a
+torch device (CUDA, or the encoder search of `effort`) they run in torch instead
+(model.TorchTransforms). Both give the same integers wherever the file is decoded: only
+the choice of latents at encode time, and pixels by a rounding step, can differ.
 """
 
 from __future__ import annotations
@@ -17,12 +22,12 @@ import zlib
 from dataclasses import dataclass, replace
 
 import numpy as np
-import torch
 from PIL import Image
 
-from . import coder, container, context, intnet, refine, tiling, zoo
+from . import coder, container, exact, tiling, zoo
+from .config import quality_to_t
 from .container import ALPHA, DENOISE, EXIF, ICC, Y_STREAM, Z_STREAM, FormatError
-from .entropy import Tables
+from .tables import information_bits
 
 PAD = tiling.STRIDE  # g_a downsamples by 16; h_s's output is cropped to y's size
 # `denoise="auto"`: image texture reads as noise too, up to about this level on clean photos
@@ -46,12 +51,22 @@ class Latents:
     mean_int: np.ndarray  # int32 (M, hy, wy): mean = mean_int * MEAN_SCALE
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def transforms_for(model: zoo.CodingModel, device="cpu"):
+    """The float transforms on a device: "cpu" runs numpy (npnet.Transforms); "torch" runs the
+    model's torch network on the CPU; "cuda", "auto" (CUDA where there is one) or a
+    torch.device run it there (model.TorchTransforms)."""
+    if isinstance(device, str) and device == "cpu":
+        return model.transforms
+    import torch
+
+    from .model import TorchTransforms
+
+    if device == "auto" and not torch.cuda.is_available():
+        return model.transforms
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available")
-    return torch.device(device)
+    target = {"torch": "cpu", "auto": "cuda"}.get(device, device) if isinstance(device, str) else device
+    return TorchTransforms(model.net, torch.device(target))
 
 
 def _z_table_ids(z_shape: tuple[int, ...]) -> np.ndarray:
@@ -61,17 +76,6 @@ def _z_table_ids(z_shape: tuple[int, ...]) -> np.ndarray:
 def _latent_sizes(width: int, height: int) -> tuple[tuple[int, int], tuple[int, int]]:
     hy, wy = -(-height // PAD), -(-width // PAD)
     return (hy, wy), (-(-hy // 4), -(-wy // 4))
-
-
-def information_bits(symbols: np.ndarray, table_ids: np.ndarray, tables: Tables) -> float:
-    """Ideal code length of symbols under the integer tables (escapes: 32 raw bits more)."""
-    ids, s = table_ids.ravel(), symbols.ravel()
-    index = s - tables.offset[ids]
-    length = tables.length[ids]
-    escaped = (index < 0) | (index > length - 2)
-    index = np.where(escaped, length - 1, index)
-    p = tables.counts[ids, index] / float(tables.counts[0].sum())
-    return float(-np.log2(p).sum() + 32 * escaped.sum())
 
 
 def to_pixels(image: Image.Image | np.ndarray) -> tuple[np.ndarray, str, np.ndarray | None]:
@@ -115,65 +119,83 @@ def noise_level(model: zoo.CodingModel, rgb: np.ndarray, denoise: float | str | 
     return round(min(level, MAX_NOISE), 1)
 
 
-def analyze(model: zoo.CodingModel, rgb: np.ndarray, quality: float, device: torch.device,
+def _t(model: zoo.CodingModel, quality: float) -> float | None:
+    """The quality axis g_a is conditioned on, or None for a model whose y ignores it."""
+    return quality_to_t(quality) if model.config.quality_conditioned else None
+
+
+def analysis(model: zoo.CodingModel, rgb: np.ndarray, quality: float, device="cpu", noise: float = 0.0) -> np.ndarray:
+    """g_a, tile by tile: uint8 (H, W, 3) -> latent y (M, H/16, W/16), before any gain."""
+    return tiling.analysis(transforms_for(model, device), rgb, noise, _t(model, quality))
+
+
+def analyze(model: zoo.CodingModel, rgb: np.ndarray, quality: float, device="cpu",
             noise: float = 0.0, effort: int = 0) -> Latents:
-    steps = refine.steps_for(effort)
+    steps = 0
+    if effort:
+        from . import refine  # torch: only for the search
+
+        steps = refine.steps_for(effort)
     if steps and noise:
         raise ValueError("--effort fits the latents to the input, noise included: use it without --denoise")
-    y = tiling.analysis(model.net.to(device), rgb, device, noise, quality).mul_(model.net.gain(quality))
+    transforms = transforms_for(model, "torch" if steps and device == "cpu" else device)  # the search needs gradients
+    y = tiling.analysis(transforms, rgb, noise, _t(model, quality))
+    y *= transforms.gain(quality_to_t(quality))[:, None, None]
     if not steps:
-        return quantize_scaled(model, y, device)
-    z_hat = model.net.hyper_analysis(y.to(device))  # the search keeps z_hat and the hyperprior's tables
+        return quantize_scaled(model, y, transforms)
+    z_hat = transforms.hyper_analysis(y.transpose(1, 2, 0))  # the search keeps z_hat and the hyperprior's tables
     index, mean_int = _hyper(model, z_hat, tuple(y.shape[-2:]))
-    y = refine.refine(model, rgb, y, index, mean_int, quality, device, steps)
+    y = refine.refine(model, rgb, y, index, mean_int, quality, transforms.device, steps)
     return _latents(model, y, z_hat, index, mean_int)
 
 
-def quantize(model: zoo.CodingModel, y: torch.Tensor, quality: float, device: torch.device) -> Latents:
-    """Latent y of g_a -> the integer latents of a file at this quality."""
-    return quantize_scaled(model, y * model.net.gain(quality), device)
+def quantize(model: zoo.CodingModel, y: np.ndarray, quality: float, device="cpu") -> Latents:
+    """Latent y of g_a -> the integer latents of a file at this quality (y is left as it was)."""
+    transforms = transforms_for(model, device)
+    return quantize_scaled(model, y * transforms.gain(quality_to_t(quality))[:, None, None], transforms)
 
 
-def quantize_scaled(model: zoo.CodingModel, y: torch.Tensor, device: torch.device) -> Latents:
-    """Latent y already scaled by the quality's gain -> integer latents; y is left as it was."""
-    z_hat = model.net.hyper_analysis(y.to(device))
+def quantize_scaled(model: zoo.CodingModel, y: np.ndarray, transforms) -> Latents:
+    """Latent y (M, h, w) already scaled by the quality's gain -> integer latents; y is left as it was."""
+    z_hat = transforms.hyper_analysis(y.transpose(1, 2, 0))
     index, mean_int = _hyper(model, z_hat, tuple(y.shape[-2:]))
     return _latents(model, y, z_hat, index, mean_int)
 
 
 def _hyper(model: zoo.CodingModel, z_hat: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    return intnet.run_exact(model.h_s, z_hat, size, model.config.levels)
+    return exact.h_s(model.h_s, z_hat, size, model.config.levels)
 
 
-def _symbols(y: torch.Tensor, mean_int: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def _symbols(y: np.ndarray, mean_int: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """round(y' - mean), into `out` if given. Large images make y hundreds of megabytes: the
     residual reuses the means' buffer."""
-    residual = intnet.means(mean_int)
-    torch.sub(y[0].cpu(), residual, out=residual)
-    residual = residual.round_().numpy()
+    residual = exact.means(mean_int)
+    np.subtract(y, residual, out=residual)
+    np.round(residual, out=residual)
     if out is None:
         return residual.astype(np.int32)
     np.copyto(out, residual, casting="unsafe")  # whole numbers already: the cast is exact
     return out
 
 
-def _latents(model: zoo.CodingModel, y: torch.Tensor, z_hat: np.ndarray, index: np.ndarray,
+def _latents(model: zoo.CodingModel, y: np.ndarray, z_hat: np.ndarray, index: np.ndarray,
              mean_int: np.ndarray) -> Latents:
     """Quantize y' with the hyperprior's index and mean, which the context model (if any)
     then corrects in place, part by part, from the symbols of the parts before."""
     y_symbols = _symbols(y, mean_int)
     if model.context is not None:
         for part in model.parts[1:]:
-            context.correct(part, y_symbols, index, mean_int, model.config.levels)
+            exact.correct(part, y_symbols, index, mean_int, model.config.levels)
             fixed = part.corrected
-            _symbols(y[:, fixed], mean_int[fixed], out=y_symbols[fixed])
+            _symbols(y[fixed], mean_int[fixed], out=y_symbols[fixed])
     return Latents(z_hat=z_hat, y_symbols=y_symbols, index=index, mean_int=mean_int)
 
 
 def synthesize(model: zoo.CodingModel, latents: Latents, quality: float, width: int, height: int,
-               device: torch.device) -> np.ndarray:
-    y_hat = intnet.means(latents.mean_int).add_(torch.from_numpy(latents.y_symbols))[None]
-    return tiling.synthesis(model.net.to(device), y_hat, quality, height, width, device)
+               device="cpu") -> np.ndarray:
+    y_hat = exact.means(latents.mean_int)
+    y_hat += latents.y_symbols
+    return tiling.synthesis(transforms_for(model, device), y_hat, quality_to_t(quality), height, width)
 
 
 def estimated_bytes(model: zoo.CodingModel, latents: Latents) -> float:
@@ -208,7 +230,7 @@ def decode_latents(model: zoo.CodingModel, z_stream: bytes, y_stream: bytes, wid
         y_symbols = np.zeros(index.shape, np.int32)
         for part in model.parts:
             if part.layers is not None:
-                context.correct(part, y_symbols, index, mean_int, model.config.levels)
+                exact.correct(part, y_symbols, index, mean_int, model.config.levels)
             at, channels = part.positions(hy, wy), part.channels
             y_symbols[channels][:, at] = reader.read(index[channels][:, at], model.y_tables)
         reader.finish()
@@ -275,7 +297,7 @@ def encode(image: Image.Image | np.ndarray, quality: float = DEFAULT_QUALITY, mo
     source = prepare(image, icc_profile)
     quality = round(float(quality), 2)
     noise = noise_level(m, source.rgb, denoise)
-    latents = analyze(m, source.rgb, quality, resolve_device(device), noise, effort)
+    latents = analyze(m, source.rgb, quality, device, noise, effort)
     return write(m, source, latents, quality, noise)
 
 
@@ -309,7 +331,7 @@ def decode(data: bytes, model: str | zoo.CodingModel | None = None, device: str 
     """Decompress .aec bytes into a PIL image in the mode it was encoded from."""
     f, m, latents = read(data, model, max_pixels)
     h = f.header
-    rgb = synthesize(m, latents, h.quality, h.width, h.height, resolve_device(device))
+    rgb = synthesize(m, latents, h.quality, h.width, h.height, device)
     image = Image.fromarray(rgb, "RGB")
     if h.mode in ("L", "LA"):
         image = image.convert("L")

@@ -16,7 +16,7 @@ from functools import lru_cache
 import constriction
 import numpy as np
 
-from .entropy import Tables
+from .tables import Tables
 
 _RAW = constriction.stream.model.Uniform(2**16)
 RAW_LIMIT = 2**30  # every value must satisfy |v| < RAW_LIMIT

@@ -35,7 +35,7 @@ Every correction is one network (`ContextNet`):
 
 Each part needs only one network run before it, so decoding stays parallel within a part.
 Like h_s (intnet.py) these are integer networks: they train in float on the integer grid, and
-for coding `correct` evaluates the exported integers in float64 where every sum is exact, so
+for coding `exact.correct` evaluates the exported integers in float64 where every sum is exact, so
 the tables the decoder picks are bit-identical to the encoder's on any machine.
 
 Their inputs are integers in units of MEAN_SCALE: a decoded y_hat' = symbol + mean is
@@ -45,34 +45,21 @@ untrained context model leaves the hyperprior's tables exactly as they were.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import nn
 
-from .intnet import ACT_MAX, ACT_SCALE, EXACT_LIMIT, FRACTION_BITS, MEAN_LIMIT, MEAN_SCALE, QuantizedConv
+from . import exact
+from .exact import ACT_MAX, ACT_SCALE, EXACT_LIMIT, INPUT_LIMIT, MEAN_SCALE, anchor_mask
+from .intnet import QuantizedConv
 from .layers import round_ste
 
-INPUT_LIMIT = MEAN_LIMIT  # inputs (units of MEAN_SCALE) are clipped to +-this on the way in
-DIAGONAL = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 1.0]])  # an anchor and its anchor neighbours
-WINDOWS = (3, 5)  # sides of the window the CROSS taps may span
-LAYERS = 4  # integer layers per network: taps, hyper, mid, out
+LAYERS = exact.CONTEXT_LAYERS
+DIAGONAL = torch.from_numpy(exact.DIAGONAL).float()  # an anchor and its anchor neighbours
 
 
 def cross(window: int) -> torch.Tensor:
-    """The anchors in a window centred on another position: the squares of the other colour,
-    4 of them in a 3x3 window, 12 in a 5x5 one."""
-    if window not in WINDOWS:
-        raise ValueError(f"the context window must be one of {WINDOWS}, got {window}")
-    offsets = torch.arange(window) - window // 2
-    return ((offsets[:, None] + offsets[None, :]) % 2).float()
-
-
-
-def anchor_mask(h: int, w: int) -> np.ndarray:
-    """True where a latent is an anchor: (row + col) even. Same for every channel."""
-    return (np.add.outer(np.arange(h), np.arange(w)) % 2) == 0
+    return torch.from_numpy(exact.cross(window)).float()
 
 
 class ContextNet(nn.Module):
@@ -200,101 +187,3 @@ def _by_groups(nets: nn.ModuleList, y: torch.Tensor, index: torch.Tensor, mean: 
         indexes[k] = torch.where(where, new_index, indexes[k])
         means[k] = torch.where(where, new_mean, means[k])
     return torch.cat(indexes, 1), torch.cat(means, 1)
-
-
-@dataclass(frozen=True)
-class Part:
-    """One part of the y stream: some channels, at the anchors or at the other positions."""
-
-    channels: slice  # coded in this part
-    anchors: bool
-    layers: list[dict[str, np.ndarray]] | None  # the network correcting its tables; None: the hyperprior's
-    corrects: slice | None = None  # the channels whose tables `layers` correct; None: `channels`
-    window: int = 3  # side of the window the CROSS network's taps span
-
-    @property
-    def corrected(self) -> slice:
-        return self.channels if self.corrects is None else self.corrects
-
-    @property
-    def cross(self) -> bool:
-        """The first part of the other positions: its network reads their anchor neighbours."""
-        return not self.anchors and self.channels.start == 0
-
-    @property
-    def taps(self) -> torch.Tensor:
-        """Where its network reads, around each of its positions."""
-        return cross(self.window) if self.cross else DIAGONAL
-
-    def positions(self, h: int, w: int) -> np.ndarray:
-        mask = anchor_mask(h, w)
-        return mask if self.anchors else ~mask
-
-
-def parts(nets: list[list[dict[str, np.ndarray]]], M: int, slices: int, window: int = 3) -> list[Part]:
-    """The parts of y in coding order, for the exported networks of a context model whose
-    anchors are coded in `slices` groups and whose CROSS network spans a `window` x `window`
-    window (`CheckerboardContext.export`)."""
-    non_anchors, *rest = nets
-    size = M // slices
-    anchors = [Part(slice(k * size, (k + 1) * size), True, layers)
-               for k, layers in enumerate([None, *rest[: slices - 1]])]
-    later = rest[slices - 1 :]
-    size = M // (len(later) + 1)
-    others = [Part(slice(0, size), False, non_anchors, slice(0, M), window)]
-    others += [Part(slice(k * size, (k + 1) * size), False, layers) for k, layers in enumerate(later, start=1)]
-    return [*anchors, *others]
-
-
-def _requantize(acc: torch.Tensor) -> torch.Tensor:
-    return acc.mul_(2.0**-FRACTION_BITS).add_(0.5).floor_()
-
-
-def correct(part: Part, symbols: np.ndarray, index: np.ndarray, mean_int: np.ndarray, levels: int,
-            band: int = 32) -> None:
-    """Correct index and mean_int (int32, (M, h, w)) in place for one part, from the y symbols
-    decoded before it: the anchors of all channels, or the channels before the part's at its
-    own positions.
-
-    Only the part's positions are computed: all taps as one matrix product, then the 1x1
-    layers. Runs in bands of `band` rows with the window's reach of context on each side: memory
-    stays bounded, and the result equals one pass over the whole latent, since every step is exact.
-    """
-    taps, seen = part.taps, index.shape[0] if part.cross else part.channels.start
-    reach = taps.shape[-1] // 2
-    weights = [{k: torch.from_numpy(v.astype(np.float64)) for k, v in layer.items()} for layer in part.layers]
-    w_taps = weights[0]["weight"].flatten(1)  # (hidden, seen * taps): one matrix for all taps
-    w_hyper, w_mid, w_out = (layer["weight"][:, :, 0, 0] for layer in weights[1:])
-    b_first, b_mid, b_out = (layer["bias"][:, None] for layer in (weights[0], weights[2], weights[3]))
-    around = range(-reach, reach + 1)
-    offsets = np.array([(dr, dc) for dr in around for dc in around if taps[dr + reach, dc + reach]])
-    coded_index, coded_mean = index[part.corrected], mean_int[part.corrected]  # views: written in place
-    G, h, w = coded_index.shape
-    targets = part.positions(h, w)
-    with torch.no_grad():
-        for r0 in range(0, h, band):
-            r1 = min(h, r0 + band)
-            lo, hi = max(0, r0 - reach), min(h, r1 + reach)
-            # y_hat' of the seen channels, zeros beyond the edges. The taps of a target only ever
-            # land on positions the part reads (the anchors, or its own side of the checkerboard),
-            # so the others need no masking.
-            x = np.zeros((seen, hi - lo + 2 * reach, w + 2 * reach))
-            inner = x[:, reach:-reach, reach:-reach]
-            np.multiply(symbols[:seen, lo:hi], 16.0, out=inner)
-            inner += mean_int[:seen, lo:hi]
-            np.clip(inner, -INPUT_LIMIT, INPUT_LIMIT, out=inner)
-            at = targets[r0:r1]
-            rows, cols = np.nonzero(at)
-            rows = rows + (r0 - lo) + reach  # in the padded band
-            flat = (rows + offsets[:, :1]) * (w + 2 * reach) + cols + reach + offsets[:, 1:]  # (taps, positions)
-            seen_taps = np.take(x.reshape(seen, -1), flat, axis=1)  # (seen, taps, positions)
-            seen_taps = torch.from_numpy(seen_taps.reshape(seen * len(offsets), len(rows)))
-            band_index, band_mean = coded_index[:, r0:r1], coded_mean[:, r0:r1]
-            hyper = np.concatenate([16 * band_index[:, at], np.clip(band_mean[:, at], -INPUT_LIMIT, INPUT_LIMIT)])
-            acc = torch.addmm(b_first, w_hyper, torch.from_numpy(hyper.astype(np.float64)))
-            acc.addmm_(w_taps, seen_taps)
-            a = _requantize(acc).clamp_(0, ACT_MAX)
-            a = _requantize(torch.addmm(b_mid, w_mid, a)).clamp_(0, ACT_MAX)
-            v = _requantize(torch.addmm(b_out, w_out, a)).numpy().astype(np.int64)
-            band_index[:, at] = np.clip(band_index[:, at] + v[:G], 0, levels - 1)
-            band_mean[:, at] = np.clip(band_mean[:, at] + v[G:], -MEAN_LIMIT, MEAN_LIMIT)

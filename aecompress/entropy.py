@@ -12,12 +12,12 @@ anything outside that range (the value then follows in raw bits), so no symbol i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .tables import Tables
 
 TABLE_PRECISION = 16  # every table's counts sum to 2**TABLE_PRECISION
 LIKELIHOOD_FLOOR = 1e-9
@@ -82,15 +82,6 @@ class FactorizedPrior(nn.Module):
             p = (torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)).abs()
             p = p.reshape(C, B, h, w).permute(1, 0, 2, 3)
         return p.clamp_min(LIKELIHOOD_FLOOR)
-
-
-@dataclass(frozen=True)
-class Tables:
-    """Integer frequency tables: row i is used for symbols offset[i] + 0 .. length[i] - 2."""
-
-    counts: np.ndarray  # int32 (n_tables, max_len), zero-padded; counts[i, length[i]-1] = escape
-    offset: np.ndarray  # int32 (n_tables,)
-    length: np.ndarray  # int32 (n_tables,)
 
 
 def quantize_pmf(pmf: np.ndarray, tail: float) -> np.ndarray:

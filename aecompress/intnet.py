@@ -1,18 +1,10 @@
-"""The integer hyper-synthesis h_s: z_hat -> (scale index, mean) for every latent of y.
+"""The integer hyper-synthesis h_s, as it trains: z_hat -> (scale index, mean) of y.
 
 Balle, Johnston, Minnen, "Integer networks for data compression with latent-variable
-models", ICLR 2019. The entropy coder needs bit-identical tables on both sides, so what
-picks a symbol's table must be computed exactly. Every layer here is
-
-    acc   = conv(x_int, W_int) + b_int            (integers)
-    x_out = floor(acc / 2**FRACTION_BITS + 1/2)   (clipped to [0, ACT_MAX] between layers)
-
-In training the same network runs in float with its weights and activations rounded on
-the integer grid (straight-through gradients), so the model learns with the quantization
-in the loop. For coding, `run_exact` evaluates the exported integers in float64, where
-sums of integers are exact while every partial sum stays below 2**53; `export` checks that
-bound for the worst input. The result does not depend on the convolution algorithm, the
-thread count or the CPU, because no step ever rounds.
+models", ICLR 2019. In training the network runs in float with its weights and activations
+rounded on the integer grid (straight-through gradients), so the model learns with the
+quantization in the loop. `export` gives the integers that coding evaluates exactly
+(`exact.h_s`), checked so that no partial sum can leave exact float64.
 
     z_hat (N) --deconv5/2--> QReLU --deconv5/2--> QReLU --conv3--> [index (M), mean (M)]
 """
@@ -26,21 +18,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import exact
+from .exact import ACT_MAX, ACT_SCALE, EXACT_LIMIT, FRACTION_BITS, MEAN_LIMIT, MEAN_SCALE, Z_LIMIT
 from .layers import round_ste
-
-FRACTION_BITS = 16
-ACT_SCALE = 1.0 / 256  # a hidden activation x_int stands for x_int * ACT_SCALE
-ACT_MAX = 2**16 - 1
-Z_LIMIT = 2**10  # z_hat is clipped to [-Z_LIMIT, Z_LIMIT] on its way into h_s
-MEAN_SCALE = 1.0 / 16  # a mean mu_int stands for mu_int * MEAN_SCALE
-MEAN_LIMIT = 2**20
-EXACT_LIMIT = 2**52
 
 
 def means(mean_int: np.ndarray) -> torch.Tensor:
     """Integer means -> the float32 means they stand for. Exact, and so is mean + symbol:
     MEAN_SCALE is a power of two and the values stay far inside float32's 24-bit mantissa."""
-    return torch.from_numpy(mean_int.astype(np.float32)).mul_(MEAN_SCALE)
+    return torch.from_numpy(exact.means(mean_int))
 
 
 class QuantizedConv(nn.Module):
@@ -123,7 +109,7 @@ class IntegerHyperSynthesis(nn.Module):
         return index, mean
 
     def export(self) -> list[dict[str, np.ndarray]]:
-        """Integer weights and biases, checked so that `run_exact` never leaves exact float64."""
+        """Integer weights and biases, checked so that `exact.h_s` never leaves exact float64."""
         layers, x_max = [], float(Z_LIMIT)
         for layer in self.layers:
             w, b = layer.export()
@@ -134,46 +120,3 @@ class IntegerHyperSynthesis(nn.Module):
             layers.append({"weight": w.numpy().astype(np.int64), "bias": b.numpy().astype(np.int64)})
             x_max = float(ACT_MAX)
         return layers
-
-
-def _band(layers: list[dict[str, torch.Tensor]], z: torch.Tensor, width: int, out: np.ndarray,
-          chunk: int) -> None:
-    """h_s on a band of z rows; writes the rows of `out` (2M, rows, width) it computes exactly."""
-    scale = 2.0**-FRACTION_BITS
-    x = z[None]
-    for layer in layers[:-1]:
-        x = F.conv_transpose2d(x, layer["weight"], layer["bias"], 2, 2, 1)[..., : width + 2]
-        x.mul_(scale).add_(0.5).floor_().clamp_(0, ACT_MAX)
-    w_all, b_all = layers[-1]["weight"], layers[-1]["bias"]
-    rows = out.shape[1]
-    for c in range(0, w_all.shape[0], chunk):
-        acc = F.conv2d(x, w_all[c : c + chunk], b_all[c : c + chunk], 1, 1)[0, :, :rows, :width]
-        out[c : c + chunk] = acc.mul_(scale).add_(0.5).floor_().numpy()
-
-
-def run_exact(layers: list[dict[str, np.ndarray]], z_hat: np.ndarray, size: tuple[int, int],
-              levels: int, band: int = 16, chunk: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Integer h_s on int64 z_hat (N, h, w): returns (index, mean_int), each (M, *size), int32.
-
-    Runs in bands of `band` z rows with 2 rows of context on each side (more than h_s reaches),
-    and the last layer `chunk` channels at a time: memory stays bounded for any image, and the
-    result is identical to one pass over the whole z, since every step is exact.
-    """
-    hy, wy = size
-    layers = [{k: torch.from_numpy(v.astype(np.float64)) for k, v in layer.items()} for layer in layers]
-    z = torch.from_numpy(np.clip(z_hat, -Z_LIMIT, Z_LIMIT).astype(np.float64))
-    out = np.empty((layers[-1]["weight"].shape[0], hy, wy), np.int32)
-    with torch.no_grad():
-        for r0 in range(0, z.shape[1], band):
-            r1 = min(z.shape[1], r0 + band)
-            lo, hi = max(0, r0 - 2), min(z.shape[1], r1 + 2)
-            y0, y1 = 4 * r0, min(hy, 4 * r1)
-            if y0 >= y1:
-                break
-            part = np.empty((out.shape[0], 4 * (r0 - lo) + y1 - y0, wy), np.int32)
-            _band(layers, z[:, lo:hi], wy, part, chunk)
-            out[:, y0:y1] = part[:, 4 * (r0 - lo) :]
-    M = out.shape[0] // 2
-    np.clip(out[:M], 0, levels - 1, out=out[:M])
-    np.clip(out[M:], -MEAN_LIMIT, MEAN_LIMIT, out=out[M:])
-    return out[:M], out[M:]

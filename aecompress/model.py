@@ -31,55 +31,20 @@ interpolation between them for any quality in 1..100).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
 from . import intnet
+from .config import ModelConfig, quality_to_t
 from .context import CheckerboardContext
 from .entropy import FactorizedPrior, gaussian_likelihood, scale_from_index
 from .layers import round_ste
 from .transforms import g_a, g_s, h_a
 
 NOISE_REF = 50.0  # noise levels are standard deviations on the 0..255 scale; 50 maps to 1
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    N: int = 96  # channels of z and of the hyper transforms (and of g_a and g_s unless `width` is set)
-    M: int = 128  # channels of y
-    levels: int = 64  # Gaussian tables (scale levels)
-    anchors: int = 8  # learned gain vectors, spread evenly over quality 1..100
-    lambda_min: float = 0.0018  # rate-distortion trade-off at quality 1 ...
-    lambda_max: float = 0.18  # ... and at quality 100 (MSE on 0..1 pixels, x 255**2)
-    denoise: bool = False  # g_a conditioned on the input's noise level (encode --denoise)
-    simplified_gdn: bool = False  # |x| instead of sqrt(x^2) in (I)GDN
-    width: int | None = None  # channels of g_a and g_s; None: N
-    analysis_width: int | None = None  # channels of g_a alone (a wider encoder, the same decoder); None: width
-    context: int = 0  # hidden channels of the checkerboard context model (context.py); 0: none
-    context_slices: int = 1  # channel groups of the anchors, each refined by those before it
-    non_anchor_slices: int = 1  # channel groups of the other positions, likewise
-    context_window: int = 3  # side of the window the other positions read the anchors in: 3 or 5
-    quality_conditioned: bool = False  # g_a conditioned on the quality (FiLM per gain anchor)
-
-    @property
-    def transform_width(self) -> int:
-        """Channels of g_s (and of g_a unless `analysis_width` is set)."""
-        return self.width or self.N
-
-    @property
-    def analysis_channels(self) -> int:
-        return self.analysis_width or self.transform_width
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def quality_to_t(quality: float) -> float:
-    """-q 1..100 onto [0, 1], the position along the trained lambda range."""
-    return (min(max(float(quality), 1.0), 100.0) - 1.0) / 99.0
 
 
 def lambda_at(config: ModelConfig, t: torch.Tensor) -> torch.Tensor:
@@ -218,3 +183,39 @@ class HyperpriorModel(nn.Module):
         t = torch.tensor([quality_to_t(quality)], device=y_hat_gained.device)
         _, inverse_gain = self.gains(t)
         return self.g_s(y_hat_gained * inverse_gain).clamp_(0, 1)
+
+
+class TorchTransforms:
+    """A network's g_a, h_a and g_s on a torch device, with the interface of npnet.Transforms
+    (channels-last numpy arrays in and out): for CUDA, and for the encoder search."""
+
+    def __init__(self, net: HyperpriorModel, device: torch.device):
+        self.net, self.device, self.config = net.to(device), device, net.config
+
+    def _tensor(self, x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].to(
+            self.device, memory_format=torch.channels_last)
+
+    @staticmethod
+    def _array(x: torch.Tensor) -> np.ndarray:
+        return x[0].permute(1, 2, 0).float().cpu().numpy()
+
+    @torch.no_grad()
+    def gain(self, t: float) -> np.ndarray:
+        return self.net.gains(torch.tensor([t], device=self.device))[0].flatten().cpu().numpy()
+
+    @torch.no_grad()
+    def analysis(self, x: np.ndarray, noise: float = 0.0, t: float | None = None) -> np.ndarray:
+        level = torch.tensor([float(noise)]) if noise else None
+        t = None if t is None else torch.tensor([t], device=self.device)
+        return self._array(self.net.encode_pixels(self._tensor(x), level, t))
+
+    @torch.no_grad()
+    def hyper_analysis(self, y: np.ndarray) -> np.ndarray:
+        z = torch.round(self.net.h_a(self._tensor(y)).float())
+        return z[0].cpu().numpy().astype(np.int64)
+
+    @torch.no_grad()
+    def synthesis(self, y_hat: np.ndarray, t: float) -> np.ndarray:
+        inverse_gain = self.net.gains(torch.tensor([t], device=self.device))[1]
+        return self._array(self.net.g_s(self._tensor(y_hat) * inverse_gain).clamp_(0, 1))

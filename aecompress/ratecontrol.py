@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import torch
 from PIL import Image
 
-from . import codec, metrics, tiling, zoo
+from . import codec, metrics, zoo
 
 STEPS = 14  # bisection steps: quality resolved to about 0.01
 
@@ -57,21 +56,20 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
     if denoise and target.kind == "psnr":
         raise ValueError("--target-psnr measures against the noisy input; use it without --denoise")
     m = codec.load_model(model)
-    dev = codec.resolve_device(device)
     source = codec.prepare(image)
     noise = codec.noise_level(m, source.rgb, denoise)
     h, w = source.rgb.shape[:2]
-    once = None if m.config.quality_conditioned else tiling.analysis(m.net.to(dev), source.rgb, dev, noise)
+    once = None if m.config.quality_conditioned else codec.analysis(m, source.rgb, 100, device, noise)
 
     @functools.lru_cache(maxsize=1)  # the final encode reuses the last trial's g_a
-    def analysis_at(q: float) -> torch.Tensor:
-        return tiling.analysis(m.net.to(dev), source.rgb, dev, noise, q)
+    def analysis_at(q: float) -> np.ndarray:
+        return codec.analysis(m, source.rgb, q, device, noise)
 
     def latents(q: float) -> codec.Latents:
-        return codec.quantize(m, once if once is not None else analysis_at(q), q, dev)
+        return codec.quantize(m, once if once is not None else analysis_at(q), q, device)
 
     def psnr_at(q: float) -> float:
-        return metrics.psnr(source.rgb, codec.synthesize(m, latents(q), q, w, h, dev))
+        return metrics.psnr(source.rgb, codec.synthesize(m, latents(q), q, w, h, device))
 
     if target.kind == "psnr":
         q = _bisect(lambda q: psnr_at(q) >= target.value, want_highest=False)

@@ -100,10 +100,9 @@ def _search(tile: _Tile, start: torch.Tensor, lam: float, steps: int, generator:
     return y.detach() if last < best_cost else best
 
 
-def refine(model: zoo.CodingModel, rgb: np.ndarray, y: torch.Tensor, index: np.ndarray, mean_int: np.ndarray,
+def refine(model: zoo.CodingModel, rgb: np.ndarray, y: np.ndarray, index: np.ndarray, mean_int: np.ndarray,
            quality: float, device: torch.device, steps: int) -> np.ndarray:
-    """Gained latents y' (1, M, hy, wy) -> better latents y' (same shape, on the CPU) for the
-    same z_hat. index and mean_int are the hyperprior's tables (before any context model)."""
+    """Gained latents y' (M, hy, wy) -> better latents y' (same shape) for the same z_hat. index and mean_int are the hyperprior's tables (before any context model)."""
     net = model.net.to(device)
     t = torch.tensor([quality_to_t(quality)])
     lam = float(lambda_at(model.config, t))
@@ -112,7 +111,7 @@ def refine(model: zoo.CodingModel, rgb: np.ndarray, y: torch.Tensor, index: np.n
     index = torch.from_numpy(index).float()[None].to(device)
     hy, wy = y.shape[-2:]
     target = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float().div_(255).to(device)
-    y = y.to(device).clone()
+    y = torch.from_numpy(y)[None].to(device).clone()
     generator = torch.Generator().manual_seed(SEED)
     requires_grad = [p.requires_grad for p in net.parameters()]
     for p in net.parameters():
@@ -126,4 +125,4 @@ def refine(model: zoo.CodingModel, rgb: np.ndarray, y: torch.Tensor, index: np.n
     finally:
         for p, r in zip(net.parameters(), requires_grad):
             p.requires_grad_(r)
-    return y.cpu()
+    return y[0].cpu().numpy()

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 STRIDE = 16  # pixels per latent
 TILE = 64  # latents per tile side (1024 px)
@@ -35,44 +34,45 @@ def spans(n: int, tile: int | None = None, margin: int | None = None) -> list[Sp
             for s in range(0, n, tile)]
 
 
-def _pixels(rgb: np.ndarray, rows: Span, cols: Span) -> torch.Tensor:
-    """Pixels for latents [lo, hi) of each axis; beyond the image edge, edge pixels repeat."""
+def _pixels(rgb: np.ndarray, rows: Span, cols: Span) -> np.ndarray:
+    """Pixels (h, w, 3) in [0, 1] for latents [lo, hi) of each axis; beyond the image edge,
+    edge pixels repeat."""
     h, w = rgb.shape[:2]
     r = np.clip(np.arange(rows.lo * STRIDE, rows.hi * STRIDE), 0, h - 1)
     c = np.clip(np.arange(cols.lo * STRIDE, cols.hi * STRIDE), 0, w - 1)
-    block = rgb[r[:, None], c[None, :]]
-    return torch.from_numpy(block).permute(2, 0, 1)[None].float().div_(255)
+    block = rgb[r[:, None], c[None, :]].astype(np.float32)
+    block /= 255
+    return block
 
 
-def analysis(net, rgb: np.ndarray, device: torch.device, noise: float = 0.0,
-             quality: float | None = None) -> torch.Tensor:
-    """uint8 (H, W, 3) -> latent y (1, M, ceil(H/16), ceil(W/16)), float32 on the CPU.
-    `noise`: the level a denoising model removes (0: none); `quality`: the quality a
-    quality-conditioned model encodes for (see HyperpriorModel.analysis)."""
+def analysis(transforms, rgb: np.ndarray, noise: float = 0.0, t: float | None = None) -> np.ndarray:
+    """uint8 (H, W, 3) -> latent y (M, ceil(H/16), ceil(W/16)), float32. `transforms`: the
+    numpy or torch transforms (npnet.Transforms, model.TorchTransforms); `noise`: the level a
+    denoising model removes (0: none); `t`: the quality axis a quality-conditioned model
+    encodes for."""
     h, w = rgb.shape[:2]
     hy, wy = -(-h // STRIDE), -(-w // STRIDE)
-    y = torch.empty(1, net.config.M, hy, wy)
+    y = np.empty((transforms.config.M, hy, wy), np.float32)
     for rows in spans(hy):
         for cols in spans(wy):
-            x = _pixels(rgb, rows, cols).to(device, memory_format=torch.channels_last)
-            part = net.analysis(x, noise, quality)
-            y[..., rows.start : rows.end, cols.start : cols.end] = part[
-                ..., rows.start - rows.lo : rows.end - rows.lo, cols.start - cols.lo : cols.end - cols.lo
-            ].cpu()
+            part = transforms.analysis(_pixels(rgb, rows, cols), noise, t)
+            core = part[rows.start - rows.lo : rows.end - rows.lo, cols.start - cols.lo : cols.end - cols.lo]
+            y[:, rows.start : rows.end, cols.start : cols.end] = core.transpose(2, 0, 1)
     return y
 
 
-def synthesis(net, y_hat: torch.Tensor, quality: float, height: int, width: int,
-              device: torch.device) -> np.ndarray:
-    """Gained y_hat' (1, M, hy, wy) on the CPU -> uint8 pixels (height, width, 3)."""
+def synthesis(transforms, y_hat: np.ndarray, t: float, height: int, width: int) -> np.ndarray:
+    """Gained y_hat' (M, hy, wy) -> uint8 pixels (height, width, 3)."""
     out = np.empty((height, width, 3), np.uint8)
     hy, wy = y_hat.shape[-2:]
     for rows in spans(hy):
         for cols in spans(wy):
-            part = y_hat[..., rows.lo : rows.hi, cols.lo : cols.hi]
-            x = net.synthesize(part.to(device, memory_format=torch.channels_last), quality)
+            part = y_hat[:, rows.lo : rows.hi, cols.lo : cols.hi].transpose(1, 2, 0)
+            x = transforms.synthesis(part, t)
             local, image = core_pixels(rows, cols, height, width)
-            out[image] = x[0, :, local[0], local[1]].mul(255).round_().byte().permute(1, 2, 0).cpu().numpy()
+            core = x[local]
+            core *= 255
+            out[image] = np.round(core, out=core)
     return out
 
 

@@ -9,19 +9,37 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, fields
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from .context import LAYERS as CONTEXT_LAYERS
-from .context import Part, parts
-from .entropy import Tables, factorized_tables, gaussian_tables
-from .model import HyperpriorModel, ModelConfig
+from . import npnet, ptfile
+from .config import ModelConfig
+from .exact import CONTEXT_LAYERS, Part, parts
+from .tables import Tables
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+if TYPE_CHECKING:
+    from .model import HyperpriorModel
+
+
+def _weights_dir() -> Path:
+    """The folder with manifest.json: $AECOMPRESS_WEIGHTS, else the installed aecompress.weights
+    package (the repository's weights/ folder, mapped onto it by pyproject.toml; a wheel carries
+    the manifest and the default model), else weights/ beside the package (a source checkout)."""
+    if os.environ.get("AECOMPRESS_WEIGHTS"):
+        return Path(os.environ["AECOMPRESS_WEIGHTS"]).expanduser().resolve()
+    try:
+        from . import weights
+    except ImportError:
+        return Path(__file__).resolve().parent.parent / "weights"
+    return Path(weights.__file__).resolve().parent
+
+
+WEIGHTS_DIR = _weights_dir()
 FORMAT = "aecompress-weights/1"
 _FULL_PRECISION = ("log_gain", "log_inverse_gain", "noise_", "quality_", "z_prior", ".beta", ".gamma")
 
@@ -30,45 +48,60 @@ class ModelNotFound(LookupError):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CodingModel:
-    """Everything encode and decode need: float transforms plus the exact integer parts."""
+    """Everything encode and decode need: the float transforms' state plus the exact integer
+    parts. The transforms run in numpy (`transforms`); the torch network (`net`) is built only
+    where it is asked for (CUDA, the encoder search, training)."""
 
     name: str
     digest: bytes  # first 8 bytes of the weights file's sha256, as written into .aec headers
-    net: HyperpriorModel
+    config: ModelConfig
+    state: dict[str, np.ndarray]  # the float transforms, gains and priors, as stored
     h_s: list[dict[str, np.ndarray]]
     y_tables: Tables
     z_tables: Tables
     metadata: dict
-    context: list[list[dict[str, np.ndarray]]] | None = None  # the integer context networks (context.parts)
-
-    @property
-    def config(self) -> ModelConfig:
-        return self.net.config
+    context: list[list[dict[str, np.ndarray]]] | None = None  # the integer context networks (exact.parts)
 
     @property
     def parts(self) -> list[Part]:
-        """The parts of the y stream in coding order (context.parts); only with a context model."""
+        """The parts of the y stream in coding order (exact.parts); only with a context model."""
         return parts(self.context, self.config.M, self.config.context_slices, self.config.context_window)
 
+    @cached_property
+    def transforms(self) -> npnet.Transforms:
+        return npnet.Transforms(self.config, self.state)
 
-def _tables_to_dict(t: Tables) -> dict[str, torch.Tensor]:
+    @cached_property
+    def net(self) -> HyperpriorModel:
+        """The torch network of these weights, its integer layers mirroring `h_s` and `context`."""
+        import torch
+
+        from .model import HyperpriorModel
+
+        net = HyperpriorModel(self.config)
+        for layer, ints in zip(net.h_s.layers, self.h_s):  # the float networks mirror the integers (fine-tuning)
+            layer.load_integers(ints["weight"], ints["bias"])
+        if self.context is not None:
+            net.context.load_integers(self.context)
+        state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in self.state.items()}
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        if unexpected or any(not k.startswith(("h_s.", "context.")) for k in missing):
+            raise ValueError(f"{self.name}: weights do not match the config ({missing + unexpected})")
+        return net.eval().to(memory_format=torch.channels_last)  # 2-3x faster convolutions on CPU
+
+
+def _tables_to_dict(t: Tables) -> dict:
     """Rows concatenated without their padding: the file stays small."""
-    flat = np.concatenate([t.counts[i, :n] for i, n in enumerate(t.length)])
-    return {"counts": torch.from_numpy(flat.astype(np.int32)), "offset": torch.from_numpy(t.offset),
+    import torch
+
+    return {"counts": torch.from_numpy(t.packed()), "offset": torch.from_numpy(t.offset),
             "length": torch.from_numpy(t.length)}
 
 
 def _tables_from_dict(d: dict) -> Tables:
-    flat, length = d["counts"].numpy().astype(np.int32), d["length"].numpy().astype(np.int32)
-    if length.min() < 2 or length.sum() != flat.size:
-        raise ValueError("coding tables are damaged")
-    counts = np.zeros((len(length), length.max()), np.int32)
-    starts = np.concatenate([[0], np.cumsum(length)[:-1]])
-    for i, (s, n) in enumerate(zip(starts, length)):
-        counts[i, :n] = flat[s : s + n]
-    return Tables(counts=counts, offset=d["offset"].numpy().astype(np.int32), length=length)
+    return Tables.unpack(d["counts"], d["offset"], d["length"])
 
 
 def _int32(layers: list[dict[str, np.ndarray]], what: str) -> list[dict[str, np.ndarray]]:
@@ -89,12 +122,18 @@ def _integer_context(net: HyperpriorModel) -> list[list[dict[str, np.ndarray]]] 
 
 def freeze(net: HyperpriorModel, name: str = "unsaved") -> CodingModel:
     """A coding model straight from a network in memory (used to evaluate during training)."""
-    return CodingModel(
-        name=name, digest=bytes(8), net=net, h_s=_integer_h_s(net),
+    from .entropy import factorized_tables, gaussian_tables
+
+    state = {k: v.detach().float().cpu().numpy().copy() for k, v in net.state_dict().items()
+             if not k.startswith(("h_s.", "context."))}
+    model = CodingModel(
+        name=name, digest=bytes(8), config=net.config, state=state, h_s=_integer_h_s(net),
         y_tables=gaussian_tables(net.config.levels),
         z_tables=factorized_tables(net.z_prior, net.config.N), metadata={},
         context=_integer_context(net),
     )
+    model.__dict__["net"] = net  # the network itself, not a copy (cached_property's slot)
+    return model
 
 
 def export(net: HyperpriorModel, path: str | Path, name: str, metadata: dict | None = None,
@@ -104,6 +143,10 @@ def export(net: HyperpriorModel, path: str | Path, name: str, metadata: dict | N
     `integers`: a coding model whose integer h_s and context model are written as they are, for
     a network whose entropy path did not learn (an encoder-only run). Rounding its floats again
     could move the largest biases by a unit: float32 holds integers exactly only up to 2^24."""
+    import torch
+
+    from .entropy import factorized_tables, gaussian_tables
+
     net = net.cpu().eval()
     h_s, context = (integers.h_s, integers.context) if integers else (_integer_h_s(net), _integer_context(net))
     state = {}
@@ -138,40 +181,28 @@ def load_file(path: str | Path, expected_sha256: str | None = None) -> CodingMod
     sha = hashlib.sha256(raw).hexdigest()
     if expected_sha256 and sha != expected_sha256:
         raise ValueError(f"{path}: sha256 {sha[:12]}... does not match the manifest")
-    import io
-
-    blob = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-    if blob.get("format") != FORMAT:
+    blob = ptfile.load(raw)
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ValueError(f"{path} is not an aecompress weights file")
     unknown = blob["config"].keys() - {f.name for f in fields(ModelConfig)}
     if unknown:
         raise ValueError(f"{path}: its model has settings this version of aecompress does not know "
                          f"({', '.join(sorted(unknown))}): a newer version wrote it")
     config = ModelConfig(**blob["config"])
-    net = HyperpriorModel(config)
-    def integers(key: str) -> list[dict[str, np.ndarray]]:
-        return [{k: v.numpy().astype(np.int64) for k, v in layer.items()} for layer in blob[key]]
 
-    h_s = integers("h_s")
+    def integers(key: str) -> list[dict[str, np.ndarray]]:
+        return [{k: v.astype(np.int64) for k, v in layer.items()} for layer in blob[key]]
+
     context = None
     if config.context:
         flat = integers("context")
         if len(flat) != CONTEXT_LAYERS * (config.context_slices + config.non_anchor_slices - 1):
             raise ValueError(f"{path}: the context model is damaged")
         context = [flat[i : i + CONTEXT_LAYERS] for i in range(0, len(flat), CONTEXT_LAYERS)]
-    for layer, ints in zip(net.h_s.layers, h_s):  # the float networks mirror the integers (fine-tuning)
-        layer.load_integers(ints["weight"], ints["bias"])
-    if context is not None:
-        net.context.load_integers(context)
-    state = {k: v.float() for k, v in blob["state"].items()}
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    if unexpected or any(not k.startswith(("h_s.", "context.")) for k in missing):
-        raise ValueError(f"{path}: weights do not match the config ({missing + unexpected})")
-    net = net.eval().to(memory_format=torch.channels_last)  # 2-3x faster convolutions on CPU
     return CodingModel(
-        name=blob["name"], digest=bytes.fromhex(sha[:16]), net=net, h_s=h_s,
-        y_tables=_tables_from_dict(blob["y_tables"]), z_tables=_tables_from_dict(blob["z_tables"]),
-        metadata=json.loads(blob["metadata"]), context=context,
+        name=blob["name"], digest=bytes.fromhex(sha[:16]), config=config, state=dict(blob["state"]),
+        h_s=integers("h_s"), y_tables=_tables_from_dict(blob["y_tables"]),
+        z_tables=_tables_from_dict(blob["z_tables"]), metadata=json.loads(blob["metadata"]), context=context,
     )
 
 
@@ -185,7 +216,7 @@ def manifest(weights_dir: Path | None = None) -> dict:
 def default_model_name() -> str:
     name = manifest().get("default")
     if not name:
-        raise ModelNotFound("no default model: weights/manifest.json lists none")
+        raise ModelNotFound(f"no default model: {WEIGHTS_DIR / 'manifest.json'} lists none")
     return name
 
 
@@ -197,7 +228,11 @@ def load(name_or_path: str | None = None) -> CodingModel:
     name = name_or_path or default_model_name()
     for entry in manifest()["models"]:
         if entry["name"] == name:
-            return load_file(WEIGHTS_DIR / entry["file"], entry["sha256"])
+            path = WEIGHTS_DIR / entry["file"]
+            if not path.exists():
+                raise ModelNotFound(f"model '{name}' is listed but its file is not installed: put {entry['file']} "
+                                    f"in {WEIGHTS_DIR}, or set AECOMPRESS_WEIGHTS to a folder with it and a manifest.json")
+            return load_file(path, entry["sha256"])
     known = ", ".join(m["name"] for m in manifest()["models"]) or "none"
     raise ModelNotFound(f"model '{name}' is not installed (installed: {known})")
 

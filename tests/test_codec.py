@@ -3,6 +3,7 @@ import pytest
 from PIL import Image
 
 from aecompress import codec, container
+from aecompress.tables import information_bits
 from conftest import smooth_image
 
 
@@ -13,7 +14,7 @@ def test_decode_inverts_encode_at_odd_sizes(tiny, h, w):
     out = codec.decode(data, model=tiny)
     assert out.size == (w, h) and out.mode == "RGB"
     f, _, latents = codec.read(data, model=tiny)
-    again = codec.analyze(tiny, img, f.header.quality, codec.resolve_device("cpu"))
+    again = codec.analyze(tiny, img, f.header.quality, "cpu")
     assert np.array_equal(latents.y_symbols, again.y_symbols)
     assert np.array_equal(latents.z_hat, again.z_hat)
 
@@ -21,10 +22,10 @@ def test_decode_inverts_encode_at_odd_sizes(tiny, h, w):
 def test_coded_size_matches_estimate(tiny):
     img = smooth_image(256, 384)
     for quality in (20, 80):
-        latents = codec.analyze(tiny, img, quality, codec.resolve_device("cpu"))
+        latents = codec.analyze(tiny, img, quality, "cpu")
         z, y = codec.encode_latents(tiny, latents)
-        estimate = codec.information_bits(latents.y_symbols, latents.index, tiny.y_tables)
-        estimate += codec.information_bits(latents.z_hat, codec._z_table_ids(latents.z_hat.shape),
+        estimate = information_bits(latents.y_symbols, latents.index, tiny.y_tables)
+        estimate += information_bits(latents.z_hat, codec._z_table_ids(latents.z_hat.shape),
                                            tiny.z_tables)
         coded = 8 * (len(z) + len(y))
         assert estimate <= coded  # information bound: never fewer bits than the model's estimate
@@ -33,7 +34,7 @@ def test_coded_size_matches_estimate(tiny):
 
 def test_symbols_outside_every_table_are_escaped_not_clipped(tiny):
     img = smooth_image(64, 64)
-    latents = codec.analyze(tiny, img, 50, codec.resolve_device("cpu"))
+    latents = codec.analyze(tiny, img, 50, "cpu")
     y = latents.y_symbols.copy()
     y[0, 0, 0], y[1, 1, 1], y[2, 0, 1] = 10**6, -(10**6), 12345
     wild = codec.Latents(latents.z_hat, y, latents.index, latents.mean_int)

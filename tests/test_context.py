@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from aecompress import codec, coder, context, intnet, zoo
+from aecompress import codec, coder, context, exact, intnet, zoo
 from aecompress.entropy import gaussian_tables
 from aecompress.model import HyperpriorModel, ModelConfig
 from aecompress.train import (ENCODER, TrainConfig, export_run, latent_rate_loss, rd_loss, set_context_only, train,
@@ -24,15 +24,15 @@ def tiny_context(request, tmp_path_factory) -> zoo.CodingModel:
 def hyper_and_context(model, h=40, w=56, quality=60):
     """The hyperprior's tables of an image and the latents the context model made of them."""
     rgb = smooth_image(h, w, seed=7)
-    latents = codec.analyze(model, rgb, quality, torch.device("cpu"))
-    index, mean_int = intnet.run_exact(model.h_s, latents.z_hat, latents.index.shape[1:], model.config.levels)
+    latents = codec.analyze(model, rgb, quality)
+    index, mean_int = exact.h_s(model.h_s, latents.z_hat, latents.index.shape[1:], model.config.levels)
     return latents, index, mean_int
 
 
 @pytest.mark.parametrize("h,w", [(1, 1), (17, 33), (48, 80), (100, 37)])
 def test_decode_inverts_encode_with_a_context_model(tiny_context, h, w):
     rgb = smooth_image(h, w, seed=h + w)
-    latents = codec.analyze(tiny_context, rgb, 70, torch.device("cpu"))
+    latents = codec.analyze(tiny_context, rgb, 70)
     data = codec.encode(rgb, 70, model=tiny_context)
     _, _, decoded = codec.read(data, model=tiny_context)
     for name in ("z_hat", "y_symbols", "index", "mean_int"):
@@ -72,7 +72,7 @@ def test_exact_context_matches_the_training_network(tiny_context):
 def test_exact_context_does_not_depend_on_the_band_height(tiny_context, band):
     latents, index, mean_int = hyper_and_context(tiny_context)
     for part in tiny_context.parts[1:]:
-        context.correct(part, latents.y_symbols, index, mean_int, tiny_context.config.levels, band)
+        exact.correct(part, latents.y_symbols, index, mean_int, tiny_context.config.levels, band)
     np.testing.assert_array_equal(index, latents.index)
     np.testing.assert_array_equal(mean_int, latents.mean_int)
 

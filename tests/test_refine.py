@@ -58,9 +58,11 @@ def test_search_scores_with_the_tables_the_coder_uses(tmp_path):
     the latents it is trying, are exactly those the coder then picks, tile after tile."""
     model = zoo.load_file(tiny_context_model_file(tmp_path / "ctx.pt", slices=3, non_anchor_slices=2))
     rgb, quality, cpu = smooth_image(96, 136, seed=3), 60, torch.device("cpu")
-    y = tiling.analysis(model.net, rgb, cpu).mul_(model.net.gain(quality))
-    coded = codec.quantize_scaled(model, y, cpu)
+    transforms = codec.transforms_for(model, cpu)
+    y = tiling.analysis(transforms, rgb) * transforms.gain(quality_to_t(quality))[:, None, None]
+    coded = codec.quantize_scaled(model, y, transforms)
     index, mean_int = codec._hyper(model, coded.z_hat, tuple(y.shape[-2:]))
+    y = torch.from_numpy(y)[None]
     assert not np.array_equal(index, coded.index)  # the context model moves the tables
     sigma = scale_from_index(torch.from_numpy(coded.index).float(), model.config.levels)
     mean = intnet.means(coded.mean_int)

@@ -1,0 +1,211 @@
+"""Convolutions, GDN and the float transforms in numpy: coding without importing torch.
+
+Activations are channels-last (H, W, C), so a convolution is one matrix product over patches
+(im2col) and GDN's channel mixing is one more. Both run on NumPy's BLAS. Work is done a band
+of output rows at a time, so the patch matrix stays small for any image.
+
+A stride-2 transposed convolution with a 5x5 kernel (padding 2, output padding 1) is computed
+from its four output phases: output pixel (2i + a, 2j + b) reads input pixels (i + di, j + dj)
+with di, dj in {-1, 0, 1} through tap (a + 2 - 2 di, b + 2 - 2 dj) of the kernel, when that
+tap exists. So one product of the input's 3x3 patches with a (9 C, 4 O) matrix gives all
+four phases at once.
+
+The same functions evaluate the integer networks exactly in float64 (exact.py): sums of
+integers below 2**53 come out the same in any order, so BLAS kernels cannot change them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BAND_ELEMENTS = 1 << 23  # patch-matrix entries per band (32 MB in float32)
+
+
+def _patches(xp: np.ndarray, rows: slice, k: int, stride: int, out_w: int) -> np.ndarray:
+    """Patches (rows * out_w, k * k * C) of a padded input (H, W, C), for output rows `rows`."""
+    H, W, C = xp.shape
+    s0, s1, s2 = xp.strides
+    n = rows.stop - rows.start
+    view = np.lib.stride_tricks.as_strided(
+        xp[rows.start * stride :], shape=(n, out_w, k, k, C),
+        strides=(stride * s0, stride * s1, s0, s1, s2), writeable=False)
+    return view.reshape(n * out_w, k * k * C)
+
+
+def _banded(xp: np.ndarray, k: int, stride: int, out_h: int, out_w: int, matrix: np.ndarray,
+            bias: np.ndarray, out: np.ndarray) -> None:
+    """out (out_h, out_w, matrix columns) = patches @ matrix + bias, a band of rows at a time."""
+    per_row = max(1, BAND_ELEMENTS // max(1, out_w * matrix.shape[0]))
+    flat = out.reshape(out_h, out_w, -1)
+    for r0 in range(0, out_h, per_row):
+        rows = slice(r0, min(out_h, r0 + per_row))
+        band = flat[rows].reshape(-1, matrix.shape[1])
+        np.matmul(_patches(xp, rows, k, stride, out_w), matrix, out=band)
+        band += bias
+
+
+@dataclass(frozen=True)
+class Conv:
+    """A convolution (torch layout weight (O, C, k, k)) with `padding` = k // 2."""
+
+    matrix: np.ndarray  # (k * k * C, O)
+    bias: np.ndarray  # (O,)
+    kernel: int
+    stride: int
+
+    @staticmethod
+    def of(weight: np.ndarray, bias: np.ndarray, stride: int, dtype=np.float32) -> Conv:
+        O, C, k, _ = weight.shape
+        matrix = np.ascontiguousarray(weight.transpose(2, 3, 1, 0).reshape(k * k * C, O), dtype)
+        return Conv(matrix, bias.astype(dtype), k, stride)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        H, W, _ = x.shape
+        k, s, p = self.kernel, self.stride, self.kernel // 2
+        xp = np.pad(x, ((p, p), (p, p), (0, 0)))
+        out_h, out_w = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+        out = np.empty((out_h, out_w, self.matrix.shape[1]), self.matrix.dtype)
+        _banded(xp, k, s, out_h, out_w, self.matrix, self.bias, out)
+        return out
+
+
+@dataclass(frozen=True)
+class Deconv:
+    """A stride-2 transposed convolution, 5x5 (torch layout weight (C, O, 5, 5)), that exactly
+    doubles the size: computed by phases (module docstring)."""
+
+    matrix: np.ndarray  # (9 C, 4 O): [3x3 input patch] -> [phase (a, b), O]
+    bias: np.ndarray  # (4 O,)
+
+    @staticmethod
+    def of(weight: np.ndarray, bias: np.ndarray, dtype=np.float32) -> Deconv:
+        C, O, k, _ = weight.shape
+        if k != 5:
+            raise ValueError("only 5x5 transposed convolutions are supported")
+        matrix = np.zeros((3, 3, C, 2, 2, O), dtype)
+        for a in (0, 1):
+            for b in (0, 1):
+                for di in (-1, 0, 1):
+                    for dj in (-1, 0, 1):
+                        ty, tx = a + 2 - 2 * di, b + 2 - 2 * dj
+                        if ty <= 4 and tx <= 4:
+                            matrix[di + 1, dj + 1, :, a, b] = weight[:, :, ty, tx]
+        return Deconv(matrix.reshape(9 * C, 4 * O), np.tile(bias.astype(dtype), 4))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        H, W, _ = x.shape
+        O = self.matrix.shape[1] // 4
+        xp = np.pad(x, ((1, 1), (1, 1), (0, 0)))
+        phases = np.empty((H, W, 2, 2, O), self.matrix.dtype)
+        _banded(xp, 3, 1, H, W, self.matrix, self.bias, phases)
+        return phases.transpose(0, 2, 1, 3, 4).reshape(2 * H, 2 * W, O)
+
+
+@dataclass(frozen=True)
+class GDN:
+    """y = x / sqrt(beta + gamma x^2) (or * for IGDN; |x| and no root when simplified)."""
+
+    gamma_t: np.ndarray  # (C, C), transposed for x @ gamma_t
+    beta: np.ndarray
+    inverse: bool
+    simplified: bool
+
+    @staticmethod
+    def of(beta: np.ndarray, gamma: np.ndarray, inverse: bool, simplified: bool) -> GDN:
+        beta = np.maximum(beta.astype(np.float32), np.float32(1e-6))  # the bounds layers.GDN applies
+        gamma = np.maximum(gamma.astype(np.float32), np.float32(0.0))
+        return GDN(np.ascontiguousarray(gamma.T), beta, inverse, simplified)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        flat = x.reshape(-1, x.shape[-1])
+        norm = np.matmul(np.abs(flat) if self.simplified else np.square(flat), self.gamma_t)
+        norm += self.beta
+        if not self.simplified:
+            np.sqrt(norm, out=norm)
+        if self.inverse:
+            norm *= flat
+        else:
+            np.divide(flat, norm, out=norm)
+        return norm.reshape(x.shape)
+
+
+def leaky_relu(x: np.ndarray, slope: float = 0.01) -> np.ndarray:
+    return np.where(x >= 0, x, x * np.float32(slope))
+
+
+NOISE_REF = 50.0  # as model.NOISE_REF: noise levels on the 0..255 scale, 50 maps to 1
+
+
+class Transforms:
+    """g_a, h_a and g_s of a weights file's float state, in numpy (the model is model.py's).
+
+    Arrays are channels-last: pixels (H, W, 3) in [0, 1], latents (h, w, C)."""
+
+    def __init__(self, config, state: dict[str, np.ndarray]):
+        self.config = config
+        f32 = {k: v.astype(np.float32) for k, v in state.items()}
+        simple = config.simplified_gdn
+        self.g_a = [Conv.of(f32[f"g_a.{i}.weight"], f32[f"g_a.{i}.bias"], 2) for i in (0, 2, 4, 6)]
+        self.g_a_gdn = [GDN.of(f32[f"g_a.{i}.beta"], f32[f"g_a.{i}.gamma"], False, simple) for i in (1, 3, 5)]
+        self.g_s = [Deconv.of(f32[f"g_s.{i}.weight"], f32[f"g_s.{i}.bias"]) for i in (0, 2, 4, 6)]
+        self.g_s_gdn = [GDN.of(f32[f"g_s.{i}.beta"], f32[f"g_s.{i}.gamma"], True, simple) for i in (1, 3, 5)]
+        self.h_a = [Conv.of(f32["h_a.0.weight"], f32["h_a.0.bias"], 1),
+                    Conv.of(f32["h_a.2.weight"], f32["h_a.2.bias"], 2),
+                    Conv.of(f32["h_a.4.weight"], f32["h_a.4.bias"], 2)]
+        self.log_gain, self.log_inverse_gain = f32["log_gain"], f32["log_inverse_gain"]
+        self.noise_film = (f32["noise_scale"], f32["noise_shift"]) if config.denoise else None
+        self.quality_film = (f32["quality_scale"], f32["quality_shift"]) if config.quality_conditioned else None
+
+    def _at_anchors(self, table: np.ndarray, t: float) -> np.ndarray:
+        """A per-anchor table at quality axis t, interpolated linearly (HyperpriorModel._at_anchors)."""
+        pos = np.float32(min(max(t, 0.0), 1.0)) * np.float32(self.config.anchors - 1)
+        i = min(int(np.floor(pos)), self.config.anchors - 2)
+        f = pos - np.float32(i)
+        return (np.float32(1) - f) * table[i] + f * table[i + 1]
+
+    def gain(self, t: float) -> np.ndarray:
+        """The gain vector (M,) at quality axis t: y' = y * gain."""
+        return np.exp(self._at_anchors(self.log_gain, t))
+
+    def inverse_gain(self, t: float) -> np.ndarray:
+        return np.exp(self._at_anchors(self.log_inverse_gain, t))
+
+    def _film(self, noise: float, t: float | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """(scale, shift) per stage (3, A) of g_a's conditioning, or None when there is none."""
+        log_scale = shift = None
+        if noise and self.noise_film is not None:
+            s = np.float32(noise / NOISE_REF)
+            log_scale, shift = self.noise_film[0] * s, self.noise_film[1] * s
+        if t is not None and self.quality_film is not None:
+            q_scale, q_shift = (self._at_anchors(table, t) for table in self.quality_film)
+            log_scale = q_scale if log_scale is None else log_scale + q_scale
+            shift = q_shift if shift is None else shift + q_shift
+        return None if log_scale is None else (np.exp(log_scale), shift)
+
+    def analysis(self, x: np.ndarray, noise: float = 0.0, t: float | None = None) -> np.ndarray:
+        """g_a: pixels (H, W, 3) in [0, 1], H and W multiples of 16 -> y (H/16, W/16, M)."""
+        film = self._film(noise, t)
+        for k, conv in enumerate(self.g_a):
+            x = conv(x)
+            if k < 3:
+                if film is not None:
+                    x *= film[0][k]
+                    x += film[1][k]
+                x = self.g_a_gdn[k](x)
+        return x
+
+    def hyper_analysis(self, y: np.ndarray) -> np.ndarray:
+        """Gained y' (h, w, M) -> z_hat, int64 (N, ceil(h/4), ceil(w/4))."""
+        z = self.h_a[2](leaky_relu(self.h_a[1](leaky_relu(self.h_a[0](y)))))
+        return np.round(z).astype(np.int64).transpose(2, 0, 1)
+
+    def synthesis(self, y_hat: np.ndarray, t: float) -> np.ndarray:
+        """g_s: gained y_hat' (h, w, M) -> pixels (16 h, 16 w, 3) in [0, 1]."""
+        x = y_hat * self.inverse_gain(t)
+        for k, deconv in enumerate(self.g_s):
+            x = deconv(x)
+            if k < 3:
+                x = self.g_s_gdn[k](x)
+        return np.clip(x, 0, 1, out=x)
