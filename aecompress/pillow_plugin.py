@@ -1,11 +1,15 @@
 """Pillow integration: after `import aecompress`, Image.open("x.aec") decodes and
-img.save("x.aec", quality=80) encodes (default model and quality unless given)."""
+img.save("x.aec", quality=80) encodes (default model and quality unless given).
+
+Registering imports neither torch nor constriction: the codec is imported when an .aec file
+is first decoded or saved, so `import aecompress` stays fast.
+"""
 
 from __future__ import annotations
 
 from PIL import Image, ImageFile
 
-from . import codec, container
+from . import container
 
 
 def _accept(prefix: bytes) -> bool:
@@ -29,6 +33,8 @@ class AecImageFile(ImageFile.ImageFile):
 
     def load(self):
         if self._aec is not None:
+            from . import codec
+
             image = codec.decode(self._aec)
             self.im = image.im
             self.info.update(image.info)
@@ -37,6 +43,8 @@ class AecImageFile(ImageFile.ImageFile):
 
 
 def _save(im: Image.Image, fp, filename) -> None:
+    from . import codec
+
     info = im.encoderinfo
     fp.write(codec.encode(im, info.get("quality", codec.DEFAULT_QUALITY), model=info.get("model"),
                           icc_profile=info.get("icc_profile")))
