@@ -79,6 +79,10 @@ def encode(inputs, output, quality, target_bpp, target_size, target_psnr, effort
         raise click.UsageError(f"-q and --target-{targets[0][0]} both set the quality: give one of them")
     if targets and effort:
         raise click.UsageError("--effort works with -q; rate control (--target-*) runs at effort 0")
+    if denoise and effort:
+        raise click.UsageError("--effort fits the latents to the input, noise included: use it without --denoise")
+    if denoise and target_psnr:
+        raise click.UsageError("--target-psnr measures against the noisy input: use it without --denoise")
     inputs, output = files.positional_output(inputs, output, out_dir, lambda a, b: _is_aec(b) and not _is_aec(a))
     pairs = files.plan(inputs, output, out_dir, force, lambda p: p.with_suffix(".aec").name)
 

@@ -90,6 +90,8 @@ def test_exit_status_is_1_for_files_2_for_usage_and_documented(pngs, tmp_path):
     assert run("decode", tmp_path / "bad.png", "-o", tmp_path / "x.png", "--model", MODEL).exit_code == 1
     assert run("encode", pngs[0], "-e", 9).exit_code == 2  # click's own usage error
     assert run("encode", pngs[0], "--target-bpp", -1).exit_code == 2
+    assert run("encode", pngs[0], "--denoise", "-e", 1).exit_code == 2
+    assert run("encode", pngs[0], "--denoise", 20, "--target-psnr", 30).exit_code == 2
     assert run("encode", *pngs[:2], "-o", tmp_path / "x.aec").exit_code == 2
     assert run("decode", tmp_path / "bad.aec", "-o", tmp_path / "x.pdf").exit_code == 2
     for command in ([], ["encode"], ["decode"], ["info"]):
