@@ -35,8 +35,9 @@ def _patches(xp: np.ndarray, rows: slice, k: int, stride: int, out_w: int) -> np
 
 
 def _banded(xp: np.ndarray, k: int, stride: int, out_h: int, out_w: int, matrix: np.ndarray,
-            bias: np.ndarray, out: np.ndarray) -> None:
-    """out (out_h, out_w, matrix columns) = patches @ matrix + bias, a band of rows at a time."""
+            bias: np.ndarray, out: np.ndarray, then=None) -> None:
+    """out (out_h, out_w, matrix columns) = patches @ matrix + bias, a band of rows at a time;
+    `then` (a GDN) runs on each band in place while it is still in cache."""
     per_row = max(1, BAND_ELEMENTS // max(1, out_w * matrix.shape[0]))
     flat = out.reshape(out_h, out_w, -1)
     for r0 in range(0, out_h, per_row):
@@ -44,6 +45,8 @@ def _banded(xp: np.ndarray, k: int, stride: int, out_h: int, out_w: int, matrix:
         band = flat[rows].reshape(-1, matrix.shape[1])
         np.matmul(_patches(xp, rows, k, stride, out_w), matrix, out=band)
         band += bias
+        if then is not None:  # per pixel: also on a transposed convolution's phases
+            then.inplace(band.reshape(-1, then.beta.size))
 
 
 @dataclass(frozen=True)
@@ -61,29 +64,36 @@ class Conv:
         matrix = np.ascontiguousarray(weight.transpose(2, 3, 1, 0).reshape(k * k * C, O), dtype)
         return Conv(matrix, bias.astype(dtype), k, stride)
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, then: GDN | None = None) -> np.ndarray:
+        """x (H, W, C) -> (H', W', O); `then`: a GDN applied to the output, band by band."""
         H, W, _ = x.shape
         k, s, p = self.kernel, self.stride, self.kernel // 2
         xp = np.pad(x, ((p, p), (p, p), (0, 0)))
         out_h, out_w = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
         out = np.empty((out_h, out_w, self.matrix.shape[1]), self.matrix.dtype)
-        _banded(xp, k, s, out_h, out_w, self.matrix, self.bias, out)
+        _banded(xp, k, s, out_h, out_w, self.matrix, self.bias, out, then)
         return out
 
 
 @dataclass(frozen=True)
 class Deconv:
     """A stride-2 transposed convolution, 5x5 (torch layout weight (C, O, 5, 5)), that exactly
-    doubles the size: computed by phases (module docstring)."""
+    doubles the size: computed by phases (module docstring). With few outputs (g_s's last
+    layer, 3 channels) the input's patches would cost more than the product, so each input
+    pixel's 25 x O contributions are computed instead and added into place (col2im)."""
 
-    matrix: np.ndarray  # (9 C, 4 O): [3x3 input patch] -> [phase (a, b), O]
-    bias: np.ndarray  # (4 O,)
+    matrix: np.ndarray  # phases: (9 C, 4 O), [3x3 input patch] -> [phase (a, b), O]; col2im: (C, 25 O)
+    bias: np.ndarray  # (O,)
+    scatter: bool  # col2im rather than phases
 
     @staticmethod
     def of(weight: np.ndarray, bias: np.ndarray, dtype=np.float32) -> Deconv:
         C, O, k, _ = weight.shape
         if k != 5:
             raise ValueError("only 5x5 transposed convolutions are supported")
+        if O <= 8:
+            matrix = weight.transpose(0, 2, 3, 1).reshape(C, 25 * O)
+            return Deconv(np.ascontiguousarray(matrix, dtype), bias.astype(dtype), True)
         matrix = np.zeros((3, 3, C, 2, 2, O), dtype)
         for a in (0, 1):
             for b in (0, 1):
@@ -92,15 +102,35 @@ class Deconv:
                         ty, tx = a + 2 - 2 * di, b + 2 - 2 * dj
                         if ty <= 4 and tx <= 4:
                             matrix[di + 1, dj + 1, :, a, b] = weight[:, :, ty, tx]
-        return Deconv(matrix.reshape(9 * C, 4 * O), np.tile(bias.astype(dtype), 4))
+        return Deconv(matrix.reshape(9 * C, 4 * O), bias.astype(dtype), False)
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, then: GDN | None = None) -> np.ndarray:
+        """x (H, W, C) -> (2 H, 2 W, O); `then`: a GDN applied to the output, band by band."""
+        if self.scatter:
+            return self._scatter(x)
         H, W, _ = x.shape
-        O = self.matrix.shape[1] // 4
+        O = self.bias.size
         xp = np.pad(x, ((1, 1), (1, 1), (0, 0)))
         phases = np.empty((H, W, 2, 2, O), self.matrix.dtype)
-        _banded(xp, 3, 1, H, W, self.matrix, self.bias, phases)
+        _banded(xp, 3, 1, H, W, self.matrix, np.tile(self.bias, 4), phases, then)
         return phases.transpose(0, 2, 1, 3, 4).reshape(2 * H, 2 * W, O)
+
+    def _scatter(self, x: np.ndarray) -> np.ndarray:
+        """Output pixel 2 i - 2 + t gets input pixel i through tap t: a padded buffer takes
+        every tap's strided slice, then loses its 2-pixel frame."""
+        H, W, C = x.shape
+        O = self.bias.size
+        out = np.zeros((2 * H + 4, 2 * W + 4, O), self.matrix.dtype)
+        per_row = max(1, BAND_ELEMENTS // max(1, W * self.matrix.shape[1]))
+        for r0 in range(0, H, per_row):
+            r1 = min(H, r0 + per_row)
+            taps = (x[r0:r1].reshape(-1, C) @ self.matrix).reshape(r1 - r0, W, 5, 5, O)
+            for ty in range(5):
+                for tx in range(5):
+                    out[2 * r0 + ty : 2 * r1 + ty : 2, tx : tx + 2 * W : 2] += taps[:, :, ty, tx]
+        out = out[2 : 2 * H + 2, 2 : 2 * W + 2]
+        out += self.bias
+        return out
 
 
 @dataclass(frozen=True)
@@ -119,16 +149,22 @@ class GDN:
         return GDN(np.ascontiguousarray(gamma.T), beta, inverse, simplified)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        flat = x.reshape(-1, x.shape[-1])
-        norm = np.matmul(np.abs(flat) if self.simplified else np.square(flat), self.gamma_t)
-        norm += self.beta
-        if not self.simplified:
-            np.sqrt(norm, out=norm)
-        if self.inverse:
-            norm *= flat
-        else:
-            np.divide(flat, norm, out=norm)
-        return norm.reshape(x.shape)
+        out = x.copy()
+        self.inplace(out.reshape(-1, x.shape[-1]))
+        return out
+
+    def inplace(self, flat: np.ndarray, chunk: int = 4096) -> None:
+        """GDN of rows (P, C), written over them, `chunk` rows at a time (cache-sized)."""
+        for r0 in range(0, flat.shape[0], chunk):
+            x = flat[r0 : r0 + chunk]
+            norm = np.matmul(np.abs(x) if self.simplified else np.square(x), self.gamma_t)
+            norm += self.beta
+            if not self.simplified:
+                np.sqrt(norm, out=norm)
+            if self.inverse:
+                x *= norm
+            else:
+                x /= norm
 
 
 def leaky_relu(x: np.ndarray, slope: float = 0.01) -> np.ndarray:
@@ -188,12 +224,15 @@ class Transforms:
         """g_a: pixels (H, W, 3) in [0, 1], H and W multiples of 16 -> y (H/16, W/16, M)."""
         film = self._film(noise, t)
         for k, conv in enumerate(self.g_a):
+            if k == 3:
+                return conv(x)
+            if film is None:
+                x = conv(x, then=self.g_a_gdn[k])
+                continue
             x = conv(x)
-            if k < 3:
-                if film is not None:
-                    x *= film[0][k]
-                    x += film[1][k]
-                x = self.g_a_gdn[k](x)
+            x *= film[0][k]
+            x += film[1][k]
+            self.g_a_gdn[k].inplace(x.reshape(-1, x.shape[-1]))
         return x
 
     def hyper_analysis(self, y: np.ndarray) -> np.ndarray:
@@ -205,7 +244,5 @@ class Transforms:
         """g_s: gained y_hat' (h, w, M) -> pixels (16 h, 16 w, 3) in [0, 1]."""
         x = y_hat * self.inverse_gain(t)
         for k, deconv in enumerate(self.g_s):
-            x = deconv(x)
-            if k < 3:
-                x = self.g_s_gdn[k](x)
+            x = deconv(x, then=self.g_s_gdn[k] if k < 3 else None)
         return np.clip(x, 0, 1, out=x)
