@@ -29,6 +29,9 @@ from PIL import Image, features
 
 from . import codec, metrics, zoo
 
+for _module in ("scipy", "matplotlib"):  # the report needs them: fail now, not after measuring
+    metrics.require(_module, "bench", "aecompress bench")
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff", ".webp")
 QUALITIES = (1, 10, 20, 35, 50, 65, 80, 90, 100)
 SEARCH_EFFORT = 2  # the slower aecompress curve, aecompress-e2 (encode --effort 2)

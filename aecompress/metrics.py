@@ -10,11 +10,28 @@ log-rate interpolated by monotone cubic (pchip) curves over the PSNR range both 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import ndimage
-from scipy.interpolate import PchipInterpolator
+
+if TYPE_CHECKING:
+    from scipy.interpolate import PchipInterpolator
+
+
+class MissingExtra(ModuleNotFoundError, LookupError):
+    """An optional dependency is not installed (a LookupError too: the CLI prints it as one line)."""
+
+
+def require(module: str, extra: str, what: str) -> ModuleType:
+    """Import an optional dependency, or fail with one line naming the extra that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError:
+        raise MissingExtra(f"{what} needs {module.split('.')[0]}: pip install 'aecompress[{extra}]'") from None
+
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 _WINDOW, _SIGMA = 11, 1.5
@@ -34,6 +51,7 @@ def _gaussian_filter(x: np.ndarray) -> np.ndarray:
     r = np.arange(_WINDOW) - (_WINDOW - 1) / 2
     g = np.exp(-(r**2) / (2 * _SIGMA**2))
     g /= g.sum()
+    ndimage = require("scipy.ndimage", "bench", "MS-SSIM")
     x = ndimage.correlate1d(x, g, axis=-1, mode="constant")
     x = ndimage.correlate1d(x, g, axis=-2, mode="constant")
     h = _WINDOW // 2
@@ -91,7 +109,7 @@ def _curve(bpp: Sequence[float], psnr_db: Sequence[float]) -> PchipInterpolator 
             continue
         q.append(qi)
         r.append(np.log(ri))
-    return PchipInterpolator(q, r) if len(q) >= 2 else None
+    return require("scipy.interpolate", "bench", "BD-rate").PchipInterpolator(q, r) if len(q) >= 2 else None
 
 
 def bd_rate(anchor_bpp: Sequence[float], anchor_psnr: Sequence[float], test_bpp: Sequence[float],

@@ -13,13 +13,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+from PIL import Image, ImageDraw
 
-matplotlib.use("Agg")
+from .metrics import require
+from .report import codec_label
+
+require("matplotlib", "bench", "plotting").use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
-
-from .report import codec_label  # noqa: E402
 
 MEASURED_ORDER = ("aecompress", "aecompress-e2", "jpeg", "jpeg444", "webp", "avif", "avif-s0", "jpeg2000")
 PUBLISHED_ON_PLOT = ("bpg444", "vtm", "av1", "bmshj2018-hyperprior", "mbt2018-mean", "cheng2020-anchor")

@@ -1,0 +1,47 @@
+"""What an installed wheel relies on: where weights are found, and one-line errors for what is missing.
+(.ci/run builds the wheel itself and codes a sample with it from a fresh venv.)"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aecompress import metrics, zoo
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_the_wheel_carries_the_manifests_default_model():
+    tomllib = pytest.importorskip("tomllib")
+    shipped = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    m = json.loads((REPO / "weights" / "manifest.json").read_text())
+    default = next(e["file"] for e in m["models"] if e["name"] == m["default"])
+    assert sorted(shipped["aecompress.weights"]) == sorted(["manifest.json", default])
+
+
+def test_weights_are_found_through_the_package_or_the_environment(tmp_path):
+    assert zoo.WEIGHTS_DIR == REPO / "weights"  # an editable install maps aecompress.weights onto weights/
+    code = "from aecompress import zoo; print(zoo.WEIGHTS_DIR)"
+    env = {"AECOMPRESS_WEIGHTS": str(tmp_path), "PATH": ""}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert Path(out.stdout.strip()) == tmp_path
+
+
+def test_a_listed_model_without_its_file_names_it_and_where_it_goes(tmp_path, monkeypatch):
+    shutil.copy(REPO / "weights" / "manifest.json", tmp_path / "manifest.json")
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
+    zoo.load.cache_clear()
+    with pytest.raises(zoo.ModelNotFound, match=r"'hyperprior-64-128' is listed.*hyperprior-64-128\.pt.*AECOMPRESS_WEIGHTS"):
+        zoo.load("hyperprior-64-128")
+    zoo.load.cache_clear()
+
+
+def test_a_missing_optional_dependency_names_its_extra():
+    with pytest.raises(metrics.MissingExtra, match=r"pip install 'aecompress\[bench\]'") as e:
+        metrics.require("no_such_module_here", "bench", "this")
+    assert isinstance(e.value, ImportError) and isinstance(e.value, LookupError)  # LookupError: one line in the CLI

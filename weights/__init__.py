@@ -1,0 +1,1 @@
+"""The shipped weights: manifest.json and the default model (see aecompress.zoo)."""
