@@ -113,16 +113,9 @@ def refine(model: zoo.CodingModel, rgb: np.ndarray, y: np.ndarray, index: np.nda
     target = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float().div_(255).to(device)
     y = torch.from_numpy(y)[None].to(device).clone()
     generator = torch.Generator().manual_seed(SEED)
-    requires_grad = [p.requires_grad for p in net.parameters()]
-    for p in net.parameters():
-        p.requires_grad_(False)
-    try:
-        for rows in tiling.spans(hy, TILE):
-            for cols in tiling.spans(wy, TILE):
-                tile = _Tile(net, y, index, mean, target, rows, cols, inverse_gain)
-                core = (..., slice(rows.start, rows.end), slice(cols.start, cols.end))
-                y[core] = _search(tile, y[core], lam, steps, generator)
-    finally:
-        for p, r in zip(net.parameters(), requires_grad):
-            p.requires_grad_(r)
+    for rows in tiling.spans(hy, TILE):
+        for cols in tiling.spans(wy, TILE):
+            tile = _Tile(net, y, index, mean, target, rows, cols, inverse_gain)
+            core = (..., slice(rows.start, rows.end), slice(cols.start, cols.end))
+            y[core] = _search(tile, y[core], lam, steps, generator)
     return y[0].cpu().numpy()

@@ -308,7 +308,7 @@ def load_source(source: str | Path) -> tuple[dict, ModelConfig, float]:
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such checkpoint or weights file")
     try:
-        blob = torch.load(source, map_location="cpu", weights_only=False)
+        blob = load_checkpoint(source)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
         raise ValueError(f"{source}: not a checkpoint or weights file ({e})") from None
     if "train_config" in blob:
@@ -467,6 +467,15 @@ def save_checkpoint(path: Path, cfg: TrainConfig, model, optimizer, step: int, s
     os.replace(tmp, path)
 
 
+def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint or weights file, loaded without running any code from it (weights_only):
+    tensors, plain containers and the numpy arrays of the RNG state only."""
+    multiarray = np.core.multiarray if not hasattr(np, "_core") else np._core.multiarray
+    allowed = [np.ndarray, np.dtype, multiarray._reconstruct, type(np.dtype(np.uint32))]
+    with torch.serialization.safe_globals(allowed):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def config_from_dict(d: dict) -> TrainConfig:
     d = dict(d)
     d["model"] = ModelConfig(**d["model"])
@@ -492,7 +501,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
     model = HyperpriorModel(cfg.model)
     optimizer_state = None
     if resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ckpt = load_checkpoint(ckpt_path)
         saved = config_from_dict(ckpt["train_config"])
         if saved.model != cfg.model:
             raise ValueError(f"{ckpt_path} holds a different model config: {saved.model}")
@@ -598,7 +607,7 @@ def _frozen_integers(cfg: TrainConfig):
     export keeps exactly (they did not train); None for any other run."""
     from . import zoo
 
-    if not cfg.encoder_only or "train_config" in torch.load(cfg.init, map_location="cpu", weights_only=False):
+    if not cfg.encoder_only or "train_config" in load_checkpoint(cfg.init):
         return None
     return zoo.load_file(cfg.init)
 
@@ -608,7 +617,7 @@ def export_run(model: HyperpriorModel, cfg: TrainConfig, name: str) -> Path:
     from . import zoo
 
     ckpt = Path(cfg.out) / "checkpoint.pt"
-    progress = torch.load(ckpt, map_location="cpu", weights_only=False) if ckpt.exists() else {}
+    progress = load_checkpoint(ckpt) if ckpt.exists() else {}
     metadata = {
         "training_data": str(cfg.data), "steps": progress.get("step"), "hours": progress.get("hours"),
         "lambda_range": [cfg.model.lambda_min, cfg.model.lambda_max],
