@@ -263,7 +263,7 @@ def _fields(path: str, data: bytes, stats: bool, model: str | None) -> dict:
     if stats:
         from dataclasses import asdict
 
-        from .bench_extras import sparsity_of
+        from .sparsity import sparsity_of
 
         try:
             fields["stats"] = asdict(sparsity_of(data, model))
@@ -365,6 +365,9 @@ def train(data, out, steps, batch, crop, lr, min_downscale, finetune_steps, chan
     """
     from dataclasses import replace
 
+    from .extras import require
+
+    require("torch", "train", "aecompress train")
     from . import train as training
     from .model import ModelConfig
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
-from . import coder, container, exact, tiling, zoo
+from . import coder, container, exact, extras, tiling, zoo
 from .config import quality_to_t
 from .container import ALPHA, DENOISE, EXIF, ICC, Y_STREAM, Z_STREAM, FormatError
 from .tables import information_bits
@@ -34,6 +34,7 @@ PAD = tiling.STRIDE  # g_a downsamples by 16; h_s's output is cropped to y's siz
 # (the 95th percentile of scikit-image's estimate over our clean training photos), so only
 # the noise above it is removed: level = sqrt(estimate**2 - floor**2).
 AUTO_NOISE_FLOOR = 8.0
+NORMAL_Q75 = 0.6744897501960817  # the standard normal distribution's 0.75 quantile
 MAX_NOISE = 50.0  # the highest level the denoising models are trained for
 DEFAULT_QUALITY = 60  # the shipped model gives 33-35 dB on Kodak here (benchmarks/report.md)
 
@@ -57,8 +58,7 @@ def transforms_for(model: zoo.CodingModel, device="cpu"):
     torch.device run it there (model.TorchTransforms)."""
     if isinstance(device, str) and device == "cpu":
         return model.transforms
-    import torch
-
+    torch = extras.require("torch", "torch", f"--device {device}")
     from .model import TorchTransforms
 
     if device == "auto" and not torch.cuda.is_available():
@@ -98,10 +98,18 @@ def to_pixels(image: Image.Image | np.ndarray) -> tuple[np.ndarray, str, np.ndar
 
 
 def estimate_noise(rgb: np.ndarray) -> float:
-    """Noise standard deviation of a uint8 RGB image, 0..255 scale (wavelet MAD estimate)."""
-    from skimage.restoration import estimate_sigma
+    """Noise standard deviation of a uint8 RGB image, 0..255 scale, averaged over channels:
+    the median absolute diagonal wavelet detail (Daubechies 2) over the normal distribution's
+    0.75 quantile (Donoho and Johnstone, "Ideal spatial adaptation by wavelet shrinkage",
+    Biometrika 1994), as scikit-image's estimate_sigma computes it."""
+    import pywt
 
-    return float(estimate_sigma(rgb, channel_axis=-1, average_sigmas=True))
+    sigmas = []
+    for c in range(rgb.shape[-1]):
+        detail = pywt.dwtn(rgb[..., c].astype(np.float64), "db2")["dd"]
+        detail = np.abs(detail[detail != 0])
+        sigmas.append(float(np.median(detail)) / NORMAL_Q75 if detail.size else 0.0)
+    return float(np.mean(sigmas))
 
 
 def noise_level(model: zoo.CodingModel, rgb: np.ndarray, denoise: float | str | None) -> float:
@@ -133,7 +141,8 @@ def analyze(model: zoo.CodingModel, rgb: np.ndarray, quality: float, device="cpu
             noise: float = 0.0, effort: int = 0) -> Latents:
     steps = 0
     if effort:
-        from . import refine  # torch: only for the search
+        extras.require("torch", "torch", "--effort")
+        from . import refine  # the search needs torch's gradients
 
         steps = refine.steps_for(effort)
     if steps and noise:

@@ -10,27 +10,15 @@ log-rate interpolated by monotone cubic (pchip) curves over the PSNR range both 
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .extras import require
+
 if TYPE_CHECKING:
     from scipy.interpolate import PchipInterpolator
-
-
-class MissingExtra(ModuleNotFoundError, LookupError):
-    """An optional dependency is not installed (a LookupError too: the CLI prints it as one line)."""
-
-
-def require(module: str, extra: str, what: str) -> ModuleType:
-    """Import an optional dependency, or fail with one line naming the extra that installs it."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError:
-        raise MissingExtra(f"{what} needs {module.split('.')[0]}: pip install 'aecompress[{extra}]'") from None
 
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)

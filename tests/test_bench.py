@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from aecompress import bench, bench_extras, codec, metrics, plot, report, zoo
+from aecompress import bench, bench_extras, codec, metrics, plot, report, sparsity, zoo
 from aecompress.cli import main
 from conftest import GOLDEN, smooth_image
 
@@ -113,7 +113,7 @@ def test_ms_ssim_of_identical_images_is_one():
 
 def test_sparsity_counts_the_zero_symbols(golden_model):
     data = codec.encode(smooth_image(64, 96), 50, model=golden_model)
-    s = bench_extras.sparsity_of(data, golden_model)
+    s = sparsity.sparsity_of(data, golden_model)
     _, _, lat = codec.read(data, golden_model)
     assert s.zero_share == pytest.approx((lat.y_symbols == 0).mean())
     assert s.channels == golden_model.config.M and 0 <= s.channels_99 <= s.channels

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aecompress import metrics, zoo
+from aecompress import extras, zoo
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -42,6 +42,6 @@ def test_a_listed_model_without_its_file_names_it_and_where_it_goes(tmp_path, mo
 
 
 def test_a_missing_optional_dependency_names_its_extra():
-    with pytest.raises(metrics.MissingExtra, match=r"pip install 'aecompress\[bench\]'") as e:
-        metrics.require("no_such_module_here", "bench", "this")
+    with pytest.raises(extras.MissingExtra, match=r"pip install 'aecompress\[bench\]'") as e:
+        extras.require("no_such_module_here", "bench", "this")
     assert isinstance(e.value, ImportError) and isinstance(e.value, LookupError)  # LookupError: one line in the CLI
