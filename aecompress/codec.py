@@ -313,9 +313,8 @@ def encode(image: Image.Image | np.ndarray, quality: float = DEFAULT_QUALITY, mo
 def _model_for(header: container.Header, model: str | zoo.CodingModel | None) -> zoo.CodingModel:
     try:
         m = load_model(model or header.model)
-    except zoo.ModelNotFound:
-        raise DecodeError(f"file needs model '{header.model}' (weights {header.model_hash.hex()}), "
-                          "which is not installed") from None
+    except zoo.ModelNotFound as e:
+        raise DecodeError(f"file needs weights {header.model_hash.hex()} of model '{header.model}': {e}") from None
     if m.digest != header.model_hash:
         raise DecodeError(f"file was made with other weights for '{header.model}' "
                           f"({header.model_hash.hex()}; installed: {m.digest.hex()})")
