@@ -82,7 +82,7 @@ class Deconv:
     layer, 3 channels) the input's patches would cost more than the product, so each input
     pixel's 25 x O contributions are computed instead and added into place (col2im)."""
 
-    matrix: np.ndarray  # phases: (9 C, 4 O), [3x3 input patch] -> [phase (a, b), O]; col2im: (C, 25 O)
+    matrix: np.ndarray  # phases: (9 C, 4 O), [3x3 input patch] -> [phase (a, b), O]; col2im: (25 O, C)
     bias: np.ndarray  # (O,)
     scatter: bool  # col2im rather than phases
 
@@ -92,7 +92,7 @@ class Deconv:
         if k != 5:
             raise ValueError("only 5x5 transposed convolutions are supported")
         if O <= 8:
-            matrix = weight.transpose(0, 2, 3, 1).reshape(C, 25 * O)
+            matrix = weight.transpose(2, 3, 1, 0).reshape(25 * O, C)
             return Deconv(np.ascontiguousarray(matrix, dtype), bias.astype(dtype), True)
         matrix = np.zeros((3, 3, C, 2, 2, O), dtype)
         for a in (0, 1):
@@ -116,19 +116,20 @@ class Deconv:
         return phases.transpose(0, 2, 1, 3, 4).reshape(2 * H, 2 * W, O)
 
     def _scatter(self, x: np.ndarray) -> np.ndarray:
-        """Output pixel 2 i - 2 + t gets input pixel i through tap t: a padded buffer takes
-        every tap's strided slice, then loses its 2-pixel frame."""
+        """Output pixel (2 m + a, 2 n + b) gets input pixel (m + di, n + dj) through tap
+        (a + 2 - 2 di, b + 2 - 2 dj): every tap's plane (one product for all of them, planes
+        contiguous) is added, shifted, into the buffer of its output phase, then the four phases
+        are interleaved."""
         H, W, C = x.shape
         O = self.bias.size
-        out = np.zeros((2 * H + 4, 2 * W + 4, O), self.matrix.dtype)
-        per_row = max(1, BAND_ELEMENTS // max(1, W * self.matrix.shape[1]))
-        for r0 in range(0, H, per_row):
-            r1 = min(H, r0 + per_row)
-            taps = (x[r0:r1].reshape(-1, C) @ self.matrix).reshape(r1 - r0, W, 5, 5, O)
-            for ty in range(5):
-                for tx in range(5):
-                    out[2 * r0 + ty : 2 * r1 + ty : 2, tx : tx + 2 * W : 2] += taps[:, :, ty, tx]
-        out = out[2 : 2 * H + 2, 2 : 2 * W + 2]
+        planes = (self.matrix @ x.reshape(-1, C).T).reshape(5, 5, O, H, W)
+        phases = np.zeros((2, 2, O, H + 2, W + 2), self.matrix.dtype)  # a frame of 1 for the shifts
+        for ty in range(5):
+            a, di = ty % 2, (ty % 2 + 2 - ty) // 2
+            for tx in range(5):
+                b, dj = tx % 2, (tx % 2 + 2 - tx) // 2
+                phases[a, b, :, 1 - di : 1 - di + H, 1 - dj : 1 - dj + W] += planes[ty, tx]
+        out = phases[:, :, :, 1 : H + 1, 1 : W + 1].transpose(3, 0, 4, 1, 2).reshape(2 * H, 2 * W, O)
         out += self.bias
         return out
 
