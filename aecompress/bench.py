@@ -208,7 +208,17 @@ def write_json(path: Path, obj: dict) -> None:
     tmp.replace(path)
 
 
-def run(data_dir: str | Path, out: str | Path = "benchmarks", model: str | None = None,
+def run(*args, threads: int = 1, **kwargs) -> RunSummary:
+    """The whole benchmark (`_run`) with torch at `threads` threads, restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _run(*args, threads=threads, **kwargs)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(data_dir: str | Path, out: str | Path = "benchmarks", model: str | None = None,
         qualities: Sequence[float] = QUALITIES, quick: bool = False, codecs: Sequence[str] | None = None,
         threads: int = 1, repeats: int = 3, keep_files: str | Path | None = None, extras: bool = True,
         report: bool = True, record: bool = False,
@@ -220,7 +230,6 @@ def run(data_dir: str | Path, out: str | Path = "benchmarks", model: str | None 
     """
     from . import bench_extras
 
-    torch.set_num_threads(threads)
     m = zoo.load(model)
     images = load_images(data_dir, 3 if quick else None)
     if quick:

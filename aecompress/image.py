@@ -39,11 +39,15 @@ def read_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS,
                notice: Callable[[str], None] = lambda s: None) -> Image.Image:
     if not data:
         raise ImageError(f"{name}: empty file")
+    guard = Image.MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             Image.MAX_IMAGE_PIXELS = None  # checked below, against our own limit, before decoding
-            image = Image.open(io.BytesIO(data))
+            try:
+                image = Image.open(io.BytesIO(data))
+            finally:
+                Image.MAX_IMAGE_PIXELS = guard  # Pillow's guard for the rest of the process
             if image.width * image.height > max_pixels:
                 raise ImageError(f"{name}: {image.width}x{image.height} exceeds the limit of {max_pixels} pixels")
             if getattr(image, "n_frames", 1) > 1:
