@@ -9,6 +9,7 @@ of repeats. Plots and the report are drawn from these JSON files only (see plot.
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import os
@@ -208,12 +209,12 @@ def write_json(path: Path, obj: dict) -> None:
     tmp.replace(path)
 
 
-def run(*args, threads: int = 1, **kwargs) -> RunSummary:
-    """The whole benchmark (`_run`) with torch at `threads` threads, restored afterwards."""
+def run(*args, **kwargs) -> RunSummary:
+    """The whole benchmark (`_run`, same arguments) with torch at its `threads`, restored afterwards."""
     before = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(inspect.signature(_run).bind(*args, **kwargs).arguments.get("threads", 1))
     try:
-        return _run(*args, threads=threads, **kwargs)
+        return _run(*args, **kwargs)
     finally:
         torch.set_num_threads(before)
 

@@ -231,12 +231,32 @@ def load(name_or_path: str | None = None) -> CodingModel:
     for entry in manifest()["models"]:
         if entry["name"] == name:
             path = WEIGHTS_DIR / entry["file"]
+            if not path.exists() and entry.get("retired"):
+                r = entry["retired"]
+                raise ModelNotFound(f"model '{name}' was retired (replaced by {r['replaced_by']}): its weights "
+                                    f"{entry['file']} are in the project's history (git show {r['commit']}:weights/"
+                                    f"{entry['file']}); put the file in {WEIGHTS_DIR} to use it")
             if not path.exists():
                 raise ModelNotFound(f"model '{name}' is listed but its file is not installed: put {entry['file']} "
                                     f"in {WEIGHTS_DIR}, or set AECOMPRESS_WEIGHTS to a folder with it and a manifest.json")
             return load_file(path, entry["sha256"])
     known = ", ".join(m["name"] for m in manifest()["models"]) or "none"
     raise ModelNotFound(f"model '{name}' is not installed (installed: {known})")
+
+
+def retire(name: str, replaced_by: str, commit: str, weights_dir: Path | None = None) -> None:
+    """Mark a model retired in the manifest: its entry (with its config, since the file leaves
+    weights/) stays, so a file that needs it gets an error that says where its weights are."""
+    weights_dir = weights_dir or WEIGHTS_DIR
+    m = manifest(weights_dir)
+    entry = next(e for e in m["models"] if e["name"] == name)
+    if m["default"] == name:
+        raise ValueError(f"'{name}' is the default model: make another one the default first")
+    if "config" not in entry:
+        entry["config"] = load_file(weights_dir / entry["file"], entry["sha256"]).config.to_dict()
+    entry["retired"] = {"replaced_by": replaced_by, "commit": commit}
+    (weights_dir / "manifest.json").write_text(json.dumps(m, indent=1) + "\n")
+    load.cache_clear()
 
 
 def register(path: Path, sha256: str, kodak: dict | None = None, default: bool = True,
@@ -246,8 +266,7 @@ def register(path: Path, sha256: str, kodak: dict | None = None, default: bool =
     model = load_file(path, sha256)
     m = manifest(weights_dir)
     entry = {"name": model.name, "file": Path(path).name, "sha256": sha256,
-             "bytes": Path(path).stat().st_size, "config": model.config.to_dict(),
-             "metadata": model.metadata}
+             "bytes": Path(path).stat().st_size, "metadata": model.metadata}  # the config is in the file
     old = next((e for e in m["models"] if e["name"] == model.name), None)
     if kodak is not None:
         entry["kodak"] = kodak

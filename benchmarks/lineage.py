@@ -14,7 +14,8 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from aecompress.model import ModelConfig
+from aecompress import zoo
+from aecompress.config import ModelConfig
 
 HERE = Path(__file__).resolve().parent
 MANIFEST = HERE.parent / "weights" / "manifest.json"
@@ -34,10 +35,17 @@ CHANGES = {  # config fields whose change names the stage, in the words of `aeco
 }
 
 
+def config_of(entry: dict) -> dict:
+    """A model's config: in the manifest for a retired model, else in its weights file."""
+    if "config" in entry:
+        return entry["config"]
+    return zoo.load_file(MANIFEST.parent / entry["file"], entry["sha256"]).config.to_dict()
+
+
 def stage(previous: dict | None, model: dict) -> str:
     if previous is None:
         return "from scratch"
-    before, config = asdict(ModelConfig(**previous)), asdict(ModelConfig(**model["config"]))  # defaults filled in
+    before, config = asdict(ModelConfig(**previous)), asdict(ModelConfig(**config_of(model)))  # defaults filled in
     changed = [text.format(new=config[field]) for field, text in CHANGES.items() if before[field] != config[field]]
     if changed:
         return "; ".join(changed)
@@ -72,7 +80,7 @@ def main() -> None:
             stage_hours = hours - previous["metadata"]["hours"]
             gained = previous["kodak"]["bd_rate_vs_pillow_jpeg_percent"] - bd
             spent, rate = f"{hours:.2f} ({stage_hours:.2f})", f"{gained / stage_hours:+.1f}"
-        what = stage(previous["config"] if previous else None, m)
+        what = stage(config_of(previous) if previous else None, m)
         lines.append(f"| {m['name']} | {what} | {spent} | {bd:+.1f}% | {rate} |")
         previous = m
     (HERE / "lineage.md").write_text("\n".join(lines) + "\n")

@@ -22,6 +22,9 @@ def test_reading_and_coding_leave_pillows_bomb_guard(tiny):
 
 def test_bench_restores_torchs_thread_count(tmp_path, monkeypatch):
     threads = torch.get_num_threads()
-    monkeypatch.setattr(bench, "_run", lambda *a, **k: torch.get_num_threads())
+    def measured(data_dir, threads: int = 1):
+        return torch.get_num_threads()
+
+    monkeypatch.setattr(bench, "_run", measured)
     assert bench.run(tmp_path, threads=threads + 1) == threads + 1
     assert torch.get_num_threads() == threads

@@ -36,9 +36,21 @@ def test_a_listed_model_without_its_file_names_it_and_where_it_goes(tmp_path, mo
     shutil.copy(REPO / "weights" / "manifest.json", tmp_path / "manifest.json")
     monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
     zoo.load.cache_clear()
-    with pytest.raises(zoo.ModelNotFound, match=r"'hyperprior-64-128' is listed.*hyperprior-64-128\.pt.*AECOMPRESS_WEIGHTS"):
-        zoo.load("hyperprior-64-128")
+    default = zoo.default_model_name()
+    with pytest.raises(zoo.ModelNotFound, match=rf"'{default}' is listed.*{default}\.pt.*AECOMPRESS_WEIGHTS"):
+        zoo.load(default)
     zoo.load.cache_clear()
+
+
+def test_a_retired_model_names_its_successor_and_where_its_weights_are():
+    retired = [e for e in zoo.manifest()["models"] if e.get("retired")]
+    assert retired and all(not (zoo.WEIGHTS_DIR / e["file"]).exists() for e in retired)
+    names = {e["name"] for e in zoo.manifest()["models"]}
+    for e in retired:
+        assert e["retired"]["replaced_by"] in names and "config" in e
+        with pytest.raises(zoo.ModelNotFound, match=rf"'{e['name']}' was retired \(replaced by .*git show "
+                                                    rf"{e['retired']['commit']}:weights/{e['file']}"):
+            zoo.load(e["name"])
 
 
 def test_a_missing_optional_dependency_names_its_extra():
