@@ -18,16 +18,16 @@ weakest).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from aecompress import bench, codec, metrics, report, zoo
 from aecompress.model import HyperpriorModel
-from aecompress.train import list_images, load_source
+from aecompress.train import list_images, load_checkpoint, load_source
 
 HERE = Path(__file__).resolve().parent
 TRAIN = HERE.parent.parent / "shared" / "data" / "train"
@@ -38,7 +38,7 @@ def coding_model(source: str) -> zoo.CodingModel:
     """A shipped model by name, a weights file, or a run's checkpoint frozen as export would."""
     path = Path(source)
     if path.suffix == ".pt" and path.is_file():
-        blob = torch.load(path, map_location="cpu", weights_only=False)
+        blob = load_checkpoint(path)
         if "train_config" not in blob:
             return zoo.load_file(path)
         state, config, _ = load_source(path)
@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("baseline", help="a shipped model's name or a weights file")
     parser.add_argument("--images", type=int, default=12, help="training photos to code (default 12)")
     parser.add_argument("--effort", type=int, default=0, help="encoder effort for both (default 0)")
+    parser.add_argument("--json", type=Path, help="also write every figure here (benchmarks/results/ship_test/)")
     args = parser.parse_args()
     qualities = bench.QUALITIES
     images = photos(args.images)
@@ -108,12 +109,20 @@ def main() -> None:
               f"{cand['psnr-rgb'][i]:.2f} | {change:+.1f}% |")
     bd = metrics.bd_rate(base["bpp"], base["psnr-rgb"], cand["bpp"], cand["psnr-rgb"])
     print("BD-rate of the candidate against the baseline: " + ("n/a" if bd is None else f"{bd:+.2f}%"))
+    verdict = {"images": len(images), "crop": CROP, "effort": args.effort, "qualities": list(qualities),
+               "candidate": args.candidate, "baseline": args.baseline, "bd_rate_vs_baseline_percent": bd,
+               "curves": dict(results)}
     jpeg = measure_jpeg(images)
+    verdict["curves"]["jpeg"] = jpeg
     for label, r in results.items():
         bd = metrics.bd_rate(jpeg["bpp"], jpeg["psnr-rgb"], r["bpp"], r["psnr-rgb"])
         where = report.ahead(r, jpeg)
+        verdict[f"{label}_bd_rate_vs_jpeg_percent"], verdict[f"{label}_above_jpeg_bpp"] = bd, where
         print(f"{label}: BD-rate vs JPEG " + ("n/a" if bd is None else f"{bd:+.2f}%") + ", above JPEG at "
               + (", ".join(f"{a:.3f}-{b:.3f}" for a, b in where) or "no rate") + " bpp")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(verdict, indent=1) + "\n")
 
 
 if __name__ == "__main__":
