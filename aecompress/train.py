@@ -15,7 +15,10 @@ drawing stored latents again (`LatentPool`). With `encoder_only` only the encode
 and every table it reads stay bit-identical, so g_a can catch up with an entropy model that
 changed after it was trained (a context model added later), at no risk to the decoder. With
 `inverse_gains` as well, the decoder's inverse gains learn too (one vector per anchor, no
-table), which a new lambda range needs: every quality then means another trade-off.
+table), which a new lambda range needs: every quality then means another trade-off. With
+`decoder_only` the mirror image: only g_s and the inverse gains learn, on the distortion of
+the latents the frozen encoder and entropy model really code (the rate cannot move), so a g_s
+widened with `width` learns to make more of the same bits.
 
 Every default lives in `TrainConfig`. A checkpoint holds the config, model, optimizer, step
 and RNG states, so `--resume` continues the same run. Under `torchrun --nproc-per-node N`
@@ -77,6 +80,7 @@ class TrainConfig:
     context_only: bool = False  # only the context model learns, on rates alone; the rest stays as it is
     encoder_only: bool = False  # only g_a, h_a, the gains and the conditioning learn; the decoder stays as it is
     inverse_gains: bool = False  # encoder_only: the decoder's inverse gains learn too (for a new lambda range)
+    decoder_only: bool = False  # only g_s and the inverse gains learn: every file's bits stay exactly as they were
     latent_reuse: int = 1  # context_only: draw each crop's latents this many times on average (see LatentPool)
     latent_pool: int = 1024  # ... from a ring of this many
 
@@ -450,6 +454,7 @@ def set_context_only(model: HyperpriorModel) -> None:
 
 
 ENCODER = ("g_a.", "h_a.", "noise_", "quality_", "log_gain")  # only the encoder reads these (not log_inverse_gain)
+DECODER = ("g_s.", "log_inverse_gain")  # only the decoder's pixels depend on these
 
 
 def _rng_state() -> dict:
@@ -512,8 +517,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
         random.setstate(ckpt["rng"]["python"])
     elif cfg.init:
         hours = warm_start(model, cfg.init)  # the hours keep counting from the source run
-    if cfg.context_only and cfg.encoder_only:
-        raise ValueError("context_only and encoder_only train disjoint parts: choose one")
+    if sum((cfg.context_only, cfg.encoder_only, cfg.decoder_only)) > 1:
+        raise ValueError("context_only, encoder_only and decoder_only train disjoint parts: choose one")
     if cfg.latent_reuse > 1 and not cfg.context_only:
         raise ValueError("latent_reuse: stored latents hold only while g_a does not learn (context_only)")
     if cfg.latent_reuse > 1 and cfg.model.quality_conditioned:
@@ -524,6 +529,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
         set_context_only(model)
     if cfg.encoder_only:  # the decoder side (g_s, h_s, the z prior, the context model) stays frozen
         train_only(model, ENCODER + (("log_inverse_gain",) if cfg.inverse_gains else ()))
+    if cfg.decoder_only:  # the latents and their tables stay as they are: only distortion can move
+        train_only(model, DECODER)
     model = model.to(device, memory_format=torch.channels_last)
     autocast = bf16_is_fast(device) if cfg.autocast is None else cfg.autocast
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -552,7 +559,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, step)
         model.uncharged_from = cfg.uncharged_from if step < cfg.uncharged_steps else None
-        if step == max(start_step, cfg.steps - cfg.finetune) and not cfg.encoder_only:
+        if step == max(start_step, cfg.steps - cfg.finetune) and not (cfg.encoder_only or cfg.decoder_only):
             set_finetune(model)
             if distributed:  # DDP must learn which parameters still take gradients
                 net = torch.nn.parallel.DistributedDataParallel(model)
@@ -607,7 +614,7 @@ def _frozen_integers(cfg: TrainConfig):
     export keeps exactly (they did not train); None for any other run."""
     from . import zoo
 
-    if not cfg.encoder_only or "train_config" in load_checkpoint(cfg.init):
+    if not (cfg.encoder_only or cfg.decoder_only) or "train_config" in load_checkpoint(cfg.init):
         return None
     return zoo.load_file(cfg.init)
 

@@ -9,7 +9,7 @@ import torch
 from aecompress import codec, coder, context, exact, intnet, zoo
 from aecompress.entropy import gaussian_tables
 from aecompress.model import HyperpriorModel, ModelConfig
-from aecompress.train import (ENCODER, TrainConfig, export_run, latent_rate_loss, rd_loss, set_context_only, train,
+from aecompress.train import (DECODER, ENCODER, TrainConfig, export_run, latent_rate_loss, rd_loss, set_context_only, train,
                               warm_start)
 from conftest import smooth_image, tiny_context_model_file, tiny_model_file
 
@@ -313,3 +313,34 @@ def test_a_wider_window_starts_where_the_model_was(tmp_path):
                    tmp_path / "wide.pt")
     with pytest.raises(ValueError, match="must be one of"):
         HyperpriorModel(ModelConfig(N=8, M=12, context=16, context_window=4))
+
+
+@pytest.mark.parametrize("width", [None, 12])
+def test_decoder_only_training_keeps_every_files_bits(tmp_path, monkeypatch, width):
+    """Only g_s and the inverse gains learn (a widened g_s too): the encoder, the entropy model
+    and every table stay as they were, so any image codes to exactly the same symbols."""
+    from PIL import Image
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        Image.fromarray(smooth_image(96, 96, seed=i)).save(data / f"{i}.png")
+    source = tiny_context_model_file(tmp_path / "source.pt", slices=3)
+    config = zoo.load_file(source).config
+    model = replace(config, width=width, analysis_width=config.N if width else None)  # g_a stays as it is
+    cfg = TrainConfig.smoke(data=str(data), out=str(tmp_path / "run"), init=str(source), steps=3,
+                            model=model, decoder_only=True, lr=1e-2)
+    before = HyperpriorModel(cfg.model)
+    warm_start(before, cfg.init)
+    after = train(cfg, resume=False, progress=False)
+    changed = {name for (name, a), b in zip(after.state_dict().items(), before.state_dict().values())
+               if not torch.equal(a.cpu(), b)}
+    assert changed and all(name.startswith(DECODER) for name in changed), changed
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path / "weights")
+    exported, original = zoo.load_file(export_run(after, cfg, "decoder")), zoo.load_file(source)
+    rgb = smooth_image(48, 80, seed=5)
+    for quality in (20, 80):
+        a, b = codec.analyze(exported, rgb, quality), codec.analyze(original, rgb, quality)
+        for name in ("z_hat", "y_symbols", "index", "mean_int"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert not np.array_equal(codec.synthesize(exported, a, 80, 80, 48), codec.synthesize(original, b, 80, 80, 48))
