@@ -12,9 +12,14 @@ import time
 import click
 
 from . import container, files
+from .config import DEFAULT_QUALITY
 from .image import DEFAULT_OUTPUT_QUALITY, LOSSY, format_for, image_bytes, read_image, read_input
 
 POSITIVE = click.FloatRange(0, min_open=True)
+RAY = click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None, metavar="[ADDRESS]",
+                   help="Run on a Ray cluster ('auto' when given alone, or HOST:PORT): inputs are files, folders, "
+                   "globs or fsspec URLs, outputs go into -d OUT beside OUT/manifest.jsonl; a second run skips "
+                   "what is done; -j sets the actors (default: one per CPU of the cluster). Needs aecompress[ray].")
 
 
 def _is_aec(path: str) -> bool:
@@ -47,7 +52,7 @@ def main() -> None:
 @click.option("-o", "--output", help="Output file ('-' for stdout). Default: input name with .aec; "
               "`encode in.png out.aec` works too.")
 @click.option("-q", "--quality", type=click.FloatRange(1, 100),
-              help=f"1..100, higher is better; continuous (e.g. 62.5).  [default: {files.DEFAULT_QUALITY}]")
+              help=f"1..100, higher is better; continuous (e.g. 62.5).  [default: {DEFAULT_QUALITY}]")
 @click.option("--target-bpp", type=POSITIVE, help="Pick the quality that gives this many bits per pixel.")
 @click.option("--target-size", type=click.IntRange(1),
               help="Pick the highest quality whose file fits in this many bytes.")
@@ -60,9 +65,10 @@ def main() -> None:
 @click.option("--strip", is_flag=True, help="Drop the ICC profile and EXIF (kept by default).")
 @files.DENOISE
 @files.file_options
+@RAY
 @files.one_line_errors
 def encode(inputs, output, quality, target_bpp, target_size, target_psnr, effort, verify, strip, denoise,
-           out_dir, jobs, max_pixels, model, device, force, quiet):
+           out_dir, jobs, max_pixels, model, device, force, quiet, ray_address):
     """Compress images (PNG, JPEG, WebP, TIFF, BMP, ...) into .aec files.
 
     \b
@@ -83,6 +89,13 @@ def encode(inputs, output, quality, target_bpp, target_size, target_psnr, effort
         raise click.UsageError("--effort fits the latents to the input, noise included: use it without --denoise")
     if denoise and target_psnr:
         raise click.UsageError("--target-psnr measures against the noisy input: use it without --denoise")
+    if ray_address:
+        from . import ray as cluster
+
+        return cluster.run("encode", inputs, out_dir, ray_address, output=output, jobs=jobs, force=force,
+                           quiet=quiet, max_pixels=max_pixels, model=model, device=device, quality=quality,
+                           target=targets[0] if targets else None, effort=effort, denoise=denoise, strip=strip,
+                           verify=verify)
     inputs, output = files.positional_output(inputs, output, out_dir, lambda a, b: _is_aec(b) and not _is_aec(a))
     pairs = files.plan(inputs, output, out_dir, force, lambda p: p.with_suffix(".aec").name)
 
@@ -153,14 +166,20 @@ def _verify(image, data: bytes, model, device: str) -> float:
 @click.option("-q", "--quality", type=click.IntRange(1, 100),
               help=f"Quality of a JPEG, WebP or AVIF output, 1..100.  [default: {DEFAULT_OUTPUT_QUALITY}]")
 @files.file_options
+@RAY
 @files.one_line_errors
-def decode(inputs, output, quality, out_dir, jobs, max_pixels, model, device, force, quiet):
+def decode(inputs, output, quality, out_dir, jobs, max_pixels, model, device, force, quiet, ray_address):
     """Decompress .aec files into images (PNG by default)."""
     inputs, output = files.positional_output(inputs, output, out_dir,
                                              lambda a, b: _is_aec(a) and not _is_aec(b) and files.is_image_name(b))
     fmt = _output_format(output)
     if quality is not None and fmt not in LOSSY:
         raise click.UsageError(f"-q sets the quality of JPEG, WebP and AVIF outputs, not of {fmt}")
+    if ray_address:
+        from . import ray as cluster
+
+        return cluster.run("decode", inputs, out_dir, ray_address, output=output, jobs=jobs, force=force,
+                           quiet=quiet, max_pixels=max_pixels, model=model, device=device)
     pairs = files.plan(inputs, output, out_dir, force, lambda p: p.with_suffix(".png").name)
 
     from . import codec
@@ -335,6 +354,9 @@ def _describe(fields: dict) -> str:
 @click.option("--encoder-only", is_flag=True, help="Train only the encoder side (g_a, h_a, gains) of an "
               "--init model: its decoder stays bit-identical, and g_a learns the entropy model as it now is. "
               "With --lambdas, the decoder's inverse gains learn too (each quality means another trade-off).")
+@click.option("--decoder-only", is_flag=True, help="Train only g_s and the inverse gains of an --init model: "
+              "every file's bits stay exactly as they were, only the pixels improve. With --width, g_s grows "
+              "first (a new decoder: a new model name).")
 @click.option("--bf16/--fp32", "autocast", default=None,
               help="Transforms in bf16 autocast or fp32 (the entropy model is always fp32). "
               "Default: bf16 on CUDA and on CPUs with native bf16 (AVX-512 BF16, AMX), where it is faster.")
@@ -346,21 +368,16 @@ def _describe(fields: dict) -> str:
 @files.one_line_errors
 def train(data, out, steps, batch, crop, lr, min_downscale, finetune_steps, channels, width, analysis_width, lambdas, quality_power, denoise, init, uncharged_steps,
           context, context_slices, non_anchor_slices, context_window, context_only, latent_reuse, quality_conditioned,
-          encoder_only, autocast, eval_dir, eval_every, smoke, fresh, export_name):
+          encoder_only, decoder_only, autocast, eval_dir, eval_every, smoke, fresh, export_name):
     """Train a model (resumes from OUT/checkpoint.pt). Runs under torchrun for several processes.
 
     \b
       aecompress train --steps 40000 --export my-model
-      aecompress train --init weights/hyperprior-64-128.pt --denoise --out runs/dn
-      aecompress train --init weights/hyperprior-64-128.pt --channels 64 192 --uncharged-steps 2000 --out runs/wide
-      aecompress train --init weights/hyperprior-dn-64-192-v3.pt --width 96 --out runs/w96
-      aecompress train --init weights/hyperprior-dn-w96-64-192.pt --context 192 --context-only --out runs/ctx
-      aecompress train --init weights/hyperprior-dn-w96-64-192-ctx.pt --context-slices 4 --context-only --out runs/slices
-      aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4.pt --non-anchor-slices 4 --context-only --out runs/na4
-      aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4-4-5x5.pt --context-only --latent-reuse 4 --out runs/more
-      aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4-4-v2.pt --context-window 5 --context-only --out runs/w5
-      aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4-4-5x5.pt --analysis-width 192 --encoder-only --out runs/enc
-      aecompress train --init weights/hyperprior-dn-w96-64-192-ctx4-4-5x5-ga192.pt --quality-conditioned --lambdas 0.0003 1.0 --encoder-only --out runs/qc
+      aecompress train --init weights/MODEL.pt --denoise --out runs/dn
+      aecompress train --init weights/MODEL.pt --channels 64 192 --uncharged-steps 2000 --out runs/wide
+      aecompress train --init weights/MODEL.pt --context 192 --context-only --latent-reuse 4 --out runs/ctx
+      aecompress train --init weights/MODEL.pt --analysis-width 192 --encoder-only --out runs/enc
+      aecompress train --init weights/MODEL.pt --width 128 --decoder-only --out runs/dec
       torchrun --nproc-per-node 8 -m aecompress train --batch 16
     """
     from dataclasses import replace
@@ -425,6 +442,11 @@ def train(data, out, steps, batch, crop, lr, min_downscale, finetune_steps, chan
                                    "has: no --context-only, --context, --channels, --width or --denoise "
                                    "(--analysis-width, --quality-conditioned and --lambdas may change the encoder)")
         cfg = replace(cfg, encoder_only=True, inverse_gains=bool(lambdas))
+    if decoder_only:
+        if source_model is None or model_overrides.keys() - {"width"} or context_only or encoder_only:
+            raise click.UsageError("--decoder-only trains the decoder of an --init model for the bits it "
+                                   "codes: only --width may change the model")
+        cfg = replace(cfg, decoder_only=True)
     net = training.train(cfg, resume=not fresh)
     if export_name:
         path = training.export_run(net, cfg, export_name)
@@ -471,3 +493,58 @@ def bench(data_dir, model, qualities, out, quick, codecs, threads, keep_files, r
     bd = "n/a" if s.bd_rate_vs_jpeg is None else f"{s.bd_rate_vs_jpeg:+.1f}%"
     click.echo(f"{s.images} images, {len(s.codecs)} codecs -> {s.results_dir}; aecompress BD-rate vs JPEG {bd}; "
                f"report {s.report}")
+
+
+@main.command(epilog=files.EXIT_STATUS)
+@click.argument("input")
+@click.option("-o", "--output", help="The HTML page ('-' for stdout). Default: NAME-compare.html beside the input.")
+@click.option("-q", "--quality", type=click.FloatRange(1, 100),
+              help=f"aecompress quality, 1..100.  [default: {DEFAULT_QUALITY}]")
+@click.option("--size", type=click.IntRange(1), help="aecompress at the highest quality whose file fits this many bytes.")
+@click.option("--bpp", type=POSITIVE, help="aecompress at the quality that gives this many bits per pixel.")
+@files.MAX_PIXELS
+@files.MODEL
+@files.FORCE
+@files.QUIET
+@files.one_line_errors
+def compare(input, output, quality, size, bpp, max_pixels, model, force, quiet):
+    """One HTML page: the image beside aecompress, JPEG, WebP and AVIF at the same file size.
+
+    \b
+      aecompress compare photo.png -o compare.html    # aecompress at -q 60, the others at its size
+      aecompress compare photo.png --size 50000       # or a byte budget (or --bpp 0.5)
+
+    Each of JPEG, WebP and AVIF at its highest quality whose file fits aecompress's. The page needs
+    no network or server: a split view between any two, Fit, 1:1 and 4x with synced panning, and
+    bytes, bpp, PSNR, MS-SSIM and times. Photos over 2 MP show a downscaled whole and four
+    512x512 crops at full resolution.
+    """
+    rates = [name for name, v in (("-q", quality), ("--size", size), ("--bpp", bpp)) if v is not None]
+    if len(rates) > 1:
+        raise click.UsageError(f"{' and '.join(rates)} both set aecompress's rate: give one of them")
+    pairs = files.plan([input], output, None, force, lambda p: f"{p.stem}-compare.html")
+
+    from pathlib import Path
+
+    from . import compare as comparison
+    from . import zoo
+
+    m = zoo.load(model)
+    notice = files.notifier(quiet)
+
+    def one(pair: tuple[str, str]) -> files.Done:
+        src, dst = pair
+        start = time.perf_counter()
+        raw = read_input(src)
+        image = read_image(raw, src, max_pixels, notice=notice)
+        if "A" in image.mode:
+            notice(f"{src}: the page compares RGB: transparency dropped")
+        page = comparison.build(image, "stdin" if src == "-" else Path(src).name, len(raw), m,
+                                quality, size, bpp)
+        data = page.html.encode()
+        files.emit(dst, data, force)
+        settings = ", ".join(f"{c.key} {c.setting} {c.nbytes} B" for c in page.coded)
+        line = f"{src} -> {dst}: {settings}; page {len(data) / 1e6:.2f} MB, {time.perf_counter() - start:.1f} s"
+        return files.Done(line, len(raw), len(data), dst != "-")
+
+    files.for_each(pairs, one, 1, quiet, "comparing")

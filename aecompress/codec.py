@@ -19,24 +19,19 @@ the choice of latents at encode time, and pixels by a rounding step, can differ.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 from . import coder, container, exact, extras, tiling, zoo
-from .config import quality_to_t
+from .config import DEFAULT_QUALITY, quality_to_t
 from .container import ALPHA, DENOISE, EXIF, ICC, Y_STREAM, Z_STREAM, FormatError
+from .denoise import noise_level
+from .image import Source, prepare
 from .tables import information_bits
 
 PAD = tiling.STRIDE  # g_a downsamples by 16; h_s's output is cropped to y's size
-# `denoise="auto"`: image texture reads as noise too, up to about this level on clean photos
-# (the 95th percentile of scikit-image's estimate over our clean training photos), so only
-# the noise above it is removed: level = sqrt(estimate**2 - floor**2).
-AUTO_NOISE_FLOOR = 8.0
-NORMAL_Q75 = 0.6744897501960817  # the standard normal distribution's 0.75 quantile
-MAX_NOISE = 50.0  # the highest level the denoising models are trained for
-DEFAULT_QUALITY = 60  # the shipped model gives 33-35 dB on Kodak here (benchmarks/report.md)
 
 class DecodeError(ValueError):
     """The data cannot be decoded (damaged file, missing model, ...)."""
@@ -76,55 +71,6 @@ def _z_table_ids(z_shape: tuple[int, ...]) -> np.ndarray:
 def _latent_sizes(width: int, height: int) -> tuple[tuple[int, int], tuple[int, int]]:
     hy, wy = -(-height // PAD), -(-width // PAD)
     return (hy, wy), (-(-hy // 4), -(-wy // 4))
-
-
-def to_pixels(image: Image.Image | np.ndarray) -> tuple[np.ndarray, str, np.ndarray | None]:
-    """Any PIL image or uint8 array -> (RGB uint8 HxWx3, mode to restore, alpha or None)."""
-    if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8:
-            raise ValueError("pixel arrays must be uint8")
-        image = Image.fromarray(image)
-    mode = image.mode
-    alpha = None
-    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        alpha = np.asarray(rgba)[..., 3]
-        gray = mode == "LA"
-        rgb = np.asarray(rgba.convert("L").convert("RGB") if gray else rgba.convert("RGB"))
-        return rgb, "LA" if gray else "RGBA", alpha
-    if mode in ("L", "1", "I;16", "I", "F"):
-        return np.asarray(image.convert("L").convert("RGB")), "L", None
-    return np.asarray(image if mode == "RGB" else image.convert("RGB")), "RGB", None
-
-
-def estimate_noise(rgb: np.ndarray) -> float:
-    """Noise standard deviation of a uint8 RGB image, 0..255 scale, averaged over channels:
-    the median absolute diagonal wavelet detail (Daubechies 2) over the normal distribution's
-    0.75 quantile (Donoho and Johnstone, "Ideal spatial adaptation by wavelet shrinkage",
-    Biometrika 1994), as scikit-image's estimate_sigma computes it."""
-    import pywt
-
-    sigmas = []
-    for c in range(rgb.shape[-1]):
-        detail = pywt.dwtn(rgb[..., c].astype(np.float64), "db2")["dd"]
-        detail = np.abs(detail[detail != 0])
-        sigmas.append(float(np.median(detail)) / NORMAL_Q75 if detail.size else 0.0)
-    return float(np.mean(sigmas))
-
-
-def noise_level(model: zoo.CodingModel, rgb: np.ndarray, denoise: float | str | None) -> float:
-    """The level the encoder removes: 0 (off), a given level, or "auto" (estimated)."""
-    if denoise is None or denoise == 0:
-        return 0.0
-    if not model.config.denoise:
-        raise ValueError(f"model '{model.name}' has no denoising encoder")
-    if denoise == "auto":
-        level = max(0.0, estimate_noise(rgb) ** 2 - AUTO_NOISE_FLOOR**2) ** 0.5
-    else:
-        level = float(denoise)
-        if not 0 <= level <= MAX_NOISE:
-            raise ValueError(f"denoise level must be in 0..{MAX_NOISE:g} or 'auto', got {denoise}")
-    return round(min(level, MAX_NOISE), 1)
 
 
 def _t(model: zoo.CodingModel, quality: float) -> float | None:
@@ -244,29 +190,6 @@ def decode_latents(model: zoo.CodingModel, z_stream: bytes, y_stream: bytes, wid
             y_symbols[channels][:, at] = reader.read(index[channels][:, at], model.y_tables)
         reader.finish()
     return Latents(z_hat=z_hat, y_symbols=y_symbols, index=index, mean_int=mean_int)
-
-
-@dataclass(frozen=True)
-class Source:
-    """An image ready for coding: RGB pixels, the mode to restore, alpha and ICC profile."""
-
-    rgb: np.ndarray  # uint8 (H, W, 3)
-    mode: str
-    alpha: np.ndarray | None
-    icc_profile: bytes | None
-    exif: bytes | None = None
-
-    @property
-    def pixels(self) -> int:
-        return self.rgb.shape[0] * self.rgb.shape[1]
-
-
-def prepare(image: Image.Image | np.ndarray, icc_profile: bytes | None = None) -> Source:
-    rgb, mode, alpha = to_pixels(image)
-    info = image.info if isinstance(image, Image.Image) else {}
-    exif = info.get("exif")
-    return Source(rgb, mode, alpha, icc_profile or info.get("icc_profile"),
-                  exif if isinstance(exif, bytes) and exif else None)
 
 
 def write(model: zoo.CodingModel, source: Source, latents: Latents, quality: float,

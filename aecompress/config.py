@@ -1,8 +1,10 @@
-"""A model's settings: stored in its weights file, read without torch."""
+"""A model's settings (stored in its weights file, read without torch) and the quality axis."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+
+DEFAULT_QUALITY = 60  # the shipped model gives 33-35 dB on Kodak here (benchmarks/report.md)
 
 
 @dataclass(frozen=True)

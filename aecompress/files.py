@@ -20,9 +20,8 @@ from pathlib import Path
 
 import click
 
-from .image import write_atomic, writable_formats
+from .image import writable_formats, write_atomic
 
-DEFAULT_QUALITY = 60  # codec.DEFAULT_QUALITY, repeated so that parsing options needs no torch
 PROGRESS_AFTER_S = 3.0  # work on one file that takes longer shows a spinner on a terminal
 EXIT_STATUS = ("Exit status: 0 every file done; 1 a file failed (unreadable or damaged input, output existing "
                "or not writable; the other files are still done); 2 a usage error (options, output name); "
@@ -47,7 +46,7 @@ class NoiseLevel(click.ParamType):
     name = "auto|LEVEL"
 
     def convert(self, value, param, ctx):
-        from .codec import MAX_NOISE
+        from .denoise import MAX_NOISE
 
         if value == "auto" or isinstance(value, float):
             return value

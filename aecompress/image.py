@@ -1,4 +1,4 @@
-"""Image files <-> PIL images, and atomic writes.
+"""Image files <-> PIL images, atomic writes, and PIL images -> the pixels a file codes.
 
 Reading applies the EXIF orientation, reduces 16-bit images to 8 bits and turns CMYK into
 RGB (each with a notice); size limits are checked before any pixel is decoded. Writing picks
@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -171,3 +172,45 @@ def read_input(path: str) -> bytes:
         return p.read_bytes()
     except OSError as e:
         raise type(e)(f"cannot read {path}: {e.strerror}") from None
+
+
+@dataclass(frozen=True)
+class Source:
+    """An image ready for coding: RGB pixels, the mode to restore, alpha and ICC profile."""
+
+    rgb: np.ndarray  # uint8 (H, W, 3)
+    mode: str
+    alpha: np.ndarray | None
+    icc_profile: bytes | None
+    exif: bytes | None = None
+
+    @property
+    def pixels(self) -> int:
+        return self.rgb.shape[0] * self.rgb.shape[1]
+
+
+def prepare(image: Image.Image | np.ndarray, icc_profile: bytes | None = None) -> Source:
+    rgb, mode, alpha = to_pixels(image)
+    info = image.info if isinstance(image, Image.Image) else {}
+    exif = info.get("exif")
+    return Source(rgb, mode, alpha, icc_profile or info.get("icc_profile"),
+                  exif if isinstance(exif, bytes) and exif else None)
+
+
+def to_pixels(image: Image.Image | np.ndarray) -> tuple[np.ndarray, str, np.ndarray | None]:
+    """Any PIL image or uint8 array -> (RGB uint8 HxWx3, mode to restore, alpha or None)."""
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise ValueError("pixel arrays must be uint8")
+        image = Image.fromarray(image)
+    mode = image.mode
+    alpha = None
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        alpha = np.asarray(rgba)[..., 3]
+        gray = mode == "LA"
+        rgb = np.asarray(rgba.convert("L").convert("RGB") if gray else rgba.convert("RGB"))
+        return rgb, "LA" if gray else "RGBA", alpha
+    if mode in ("L", "1", "I;16", "I", "F"):
+        return np.asarray(image.convert("L").convert("RGB")), "L", None
+    return np.asarray(image if mode == "RGB" else image.convert("RGB")), "RGB", None

@@ -45,12 +45,6 @@ def test_decode_takes_bytes_a_path_or_a_file(png, tmp_path):
         aecompress.decode(12)
 
 
-def test_cli_default_quality_is_the_codecs():
-    from aecompress import codec, files
-
-    assert files.DEFAULT_QUALITY == codec.DEFAULT_QUALITY
-
-
 def _python(code: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
 
