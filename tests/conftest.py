@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -44,15 +45,15 @@ def golden_model() -> zoo.CodingModel:
     return zoo.load_file(GOLDEN / "tiny.pt")
 
 
-GOLDEN_MODELS = {"context_": "tiny-context.pt", "groups_": "tiny-context-groups.pt",
-                 "nonanchor_": "tiny-context-nonanchor.pt", "window_": "tiny-context-window.pt"}  # by file-name prefix
+GOLDEN_MODELS = json.loads((GOLDEN / "models.json").read_text())  # file-name prefix -> the model it was written with
 
 
 def golden_model_for(name: str) -> zoo.CodingModel:
     """The model a golden file was written with: context_*, groups_* and nonanchor_* files use
     the context models (groups_: anchors in channel groups; nonanchor_: the other positions
     too), the others tiny.pt."""
-    model = next((m for prefix, m in GOLDEN_MODELS.items() if name.startswith(prefix)), "tiny.pt")
+    model = next((m for prefix, m in GOLDEN_MODELS["by_prefix"].items() if name.startswith(prefix)),
+                 GOLDEN_MODELS["default"])
     return zoo.load(str(GOLDEN / model))
 
 
