@@ -109,7 +109,7 @@ class Reader:
         start = 0
         try:
             for i in np.nonzero(counts)[0]:
-                index[start : start + counts[i]] = self._coder.decode(_model(tables, i), int(counts[i]))
+                index[start : start + counts[i]] = self._coder.decode(_model(tables, int(i)), int(counts[i]))
                 start += counts[i]
             sorted_ids = table_ids[order]
             escaped = index == tables.length[sorted_ids] - 1

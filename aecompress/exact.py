@@ -60,9 +60,9 @@ def h_s(layers: list[dict[str, np.ndarray]], z_hat: np.ndarray, size: tuple[int,
     z, since every step is exact."""
     hy, wy = size
     first, second, last = layers
-    convs = [npnet.Deconv.of(first["weight"], first["bias"], np.float64),
-             npnet.Deconv.of(second["weight"], second["bias"], np.float64),
-             npnet.Conv.of(last["weight"], last["bias"], 1, np.float64)]
+    deconvs = [npnet.Deconv.of(first["weight"], first["bias"], np.float64),
+               npnet.Deconv.of(second["weight"], second["bias"], np.float64)]
+    conv = npnet.Conv.of(last["weight"], last["bias"], 1, np.float64)
     z = np.clip(z_hat, -Z_LIMIT, Z_LIMIT).astype(np.float64).transpose(1, 2, 0)  # (h, w, N)
     out = np.empty((hy, wy, last["weight"].shape[0]), np.int32)
     for r0 in range(0, z.shape[0], band):
@@ -72,9 +72,9 @@ def h_s(layers: list[dict[str, np.ndarray]], z_hat: np.ndarray, size: tuple[int,
         if y0 >= y1:
             break
         x = z[lo:hi]
-        for conv in convs[:2]:
-            x = np.clip(_requantize(conv(x)[:, : wy + 2]), 0, ACT_MAX)
-        acc = _requantize(convs[2](x))
+        for deconv in deconvs:
+            x = np.clip(_requantize(deconv(x)[:, : wy + 2]), 0, ACT_MAX)
+        acc = _requantize(conv(x))
         out[y0:y1] = acc[4 * (r0 - lo) : 4 * (r0 - lo) + y1 - y0, :wy]
     out = out.transpose(2, 0, 1)
     M = out.shape[0] // 2
@@ -152,6 +152,8 @@ def correct(part: Part, symbols: np.ndarray, index: np.ndarray, mean_int: np.nda
     layers. Runs in bands of `band` rows with the window's reach of context on each side: memory
     stays bounded, and the result equals one pass over the whole latent, since every step is exact.
     """
+    if part.layers is None:
+        raise ValueError("this part keeps the hyperprior's tables: it has no network to correct them")
     taps, seen = part.taps, index.shape[0] if part.cross else part.channels.start
     reach = taps.shape[-1] // 2
     weights = [{k: v.astype(np.float64) for k, v in layer.items()} for layer in part.layers]

@@ -46,15 +46,17 @@ def read_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS,
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             Image.MAX_IMAGE_PIXELS = None  # checked below, against our own limit, before decoding
             try:
-                image = Image.open(io.BytesIO(data))
+                opened = Image.open(io.BytesIO(data))
             finally:
                 Image.MAX_IMAGE_PIXELS = guard  # Pillow's guard for the rest of the process
-            if image.width * image.height > max_pixels:
-                raise ImageError(f"{name}: {image.width}x{image.height} exceeds the limit of {max_pixels} pixels")
-            if getattr(image, "n_frames", 1) > 1:
-                notice(f"{name}: has {image.n_frames} frames; encoding the first")
-            wide = any(";16" in str(tile.args) for tile in image.tile)  # 16-bit RGB loads as 8-bit
-            image.load()
+            if opened.width * opened.height > max_pixels:
+                raise ImageError(f"{name}: {opened.width}x{opened.height} exceeds the limit of {max_pixels} pixels")
+            frames = getattr(opened, "n_frames", 1)
+            if frames > 1:
+                notice(f"{name}: has {frames} frames; encoding the first")
+            wide = any(";16" in str(tile.args) for tile in opened.tile)  # 16-bit RGB loads as 8-bit
+            opened.load()
+            image: Image.Image = opened
     except ImageError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as e:
@@ -86,7 +88,9 @@ def _cmyk_to_rgb(image: Image.Image, icc: bytes | None) -> Image.Image:
             from PIL import ImageCms
 
             source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            return ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+            rgb = ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+            if rgb is not None:
+                return rgb
         except Exception:  # a broken profile: fall back rather than refuse the image
             pass
     return image.convert("RGB")

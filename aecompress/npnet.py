@@ -211,7 +211,8 @@ class Transforms:
 
     def _film(self, noise: float, t: float | None) -> tuple[np.ndarray, np.ndarray] | None:
         """(scale, shift) per stage (3, A) of g_a's conditioning, or None when there is none."""
-        log_scale = shift = None
+        log_scale: np.ndarray | None = None
+        shift: np.ndarray | None = None
         if noise and self.noise_film is not None:
             s = np.float32(noise / NOISE_REF)
             log_scale, shift = self.noise_film[0] * s, self.noise_film[1] * s
@@ -219,7 +220,9 @@ class Transforms:
             q_scale, q_shift = (self._at_anchors(table, t) for table in self.quality_film)
             log_scale = q_scale if log_scale is None else log_scale + q_scale
             shift = q_shift if shift is None else shift + q_shift
-        return None if log_scale is None else (np.exp(log_scale), shift)
+        if log_scale is None or shift is None:
+            return None
+        return np.exp(log_scale), shift
 
     def analysis(self, x: np.ndarray, noise: float = 0.0, t: float | None = None) -> np.ndarray:
         """g_a: pixels (H, W, 3) in [0, 1], H and W multiples of 16 -> y (H/16, W/16, M)."""

@@ -67,6 +67,8 @@ class CodingModel:
     @property
     def parts(self) -> list[Part]:
         """The parts of the y stream in coding order (exact.parts); only with a context model."""
+        if self.context is None:
+            raise ValueError(f"model '{self.name}' has no context model")
         return parts(self.context, self.config.M, self.config.context_slices, self.config.context_window)
 
     @cached_property
@@ -82,16 +84,16 @@ class CodingModel:
 
         net = HyperpriorModel(self.config)
         for layer, ints in zip(net.h_s.layers, self.h_s):  # the float networks mirror the integers (fine-tuning)
-            layer.load_integers(ints["weight"], ints["bias"])
+            layer.load_integers(ints["weight"], ints["bias"])  # type: ignore[operator]
         if self.context is not None:
-            net.context.load_integers(self.context)
+            net.context.load_integers(self.context)  # type: ignore[operator]
         state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in self.state.items()}
         missing, unexpected = net.load_state_dict(state, strict=False)
         if unexpected or any(not k.startswith(("h_s.", "context.")) for k in missing):
             raise ValueError(f"{self.name}: weights do not match the config ({missing + unexpected})")
         # Coding never trains it: no parameter needs a gradient, and threads that share the model
         # (-j, the encoder search) never change its state.
-        return net.eval().requires_grad_(False).to(memory_format=torch.channels_last)
+        return net.eval().requires_grad_(False).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 def _tables_to_dict(t: Tables) -> dict:
