@@ -366,8 +366,8 @@ def _describe(fields: dict) -> str:
 @click.option("--fresh", is_flag=True, help="Ignore an existing checkpoint in --out.")
 @click.option("--export", "export_name", help="After training, write weights/<NAME>.pt and list it.")
 @files.one_line_errors
-def train(data, out, steps, batch, crop, lr, min_downscale, finetune_steps, channels, width, analysis_width, lambdas, quality_power, denoise, init, uncharged_steps,
-          context, context_slices, non_anchor_slices, context_window, context_only, latent_reuse, quality_conditioned,
+def train(data, out, steps, batch, crop, lr, min_downscale, finetune_steps, channels, width, analysis_width, lambdas,
+          quality_power, denoise, init, uncharged_steps, context, context_slices, non_anchor_slices, context_window, context_only, latent_reuse, quality_conditioned,
           encoder_only, decoder_only, autocast, eval_dir, eval_every, smoke, fresh, export_name):
     """Train a model (resumes from OUT/checkpoint.pt). Runs under torchrun for several processes.
 
@@ -390,8 +390,8 @@ def train(data, out, steps, batch, crop, lr, min_downscale, finetune_steps, chan
 
     cfg = training.TrainConfig.smoke() if smoke else training.TrainConfig()
     overrides = {"data": data, "out": out, "steps": steps, "batch": batch, "crop": crop, "lr": lr,
-                 "min_downscale": min_downscale, "finetune": finetune_steps, "quality_power": quality_power, "autocast": autocast, "eval_dir": eval_dir,
-                 "eval_every": eval_every, "init": init}
+                 "min_downscale": min_downscale, "finetune": finetune_steps, "quality_power": quality_power,
+                 "autocast": autocast, "eval_dir": eval_dir, "eval_every": eval_every, "init": init}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     source_model = training.load_source(init)[1] if init else None
     if source_model is not None:  # the source's model, unless the options below change it

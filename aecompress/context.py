@@ -83,7 +83,8 @@ class ContextNet(nn.Module):
             self.out.weight.zero_()
             self.out.bias.zero_()
 
-    def correct(self, y_hat: torch.Tensor, index: torch.Tensor, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def correct(self, y_hat: torch.Tensor, index: torch.Tensor,
+                mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training path. y_hat: gained y_hat' of the seen channels (only the positions the
         network reads matter), index on the integer grid and mean in real units of the coded
         channels, all (B, C, h, w) -> corrected (index, mean) at every position; only the

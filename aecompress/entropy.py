@@ -12,6 +12,7 @@ anything outside that range (the value then follows in raw bits), so no symbol i
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F

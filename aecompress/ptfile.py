@@ -70,7 +70,8 @@ def load(raw: bytes) -> dict:
         if len(pickles) != 1:
             raise ValueError("not a torch archive")
         prefix = pickles[0][: -len("/data.pkl")]
-        order = archive.read(f"{prefix}/byteorder").decode() if f"{prefix}/byteorder" in archive.namelist() else "little"
+        marked = f"{prefix}/byteorder" in archive.namelist()
+        order = archive.read(f"{prefix}/byteorder").decode() if marked else "little"
         if order != "little":
             raise ValueError("big-endian weights files are not supported")
         return _Unpickler(archive.read(pickles[0]), archive, prefix).load()

@@ -102,7 +102,8 @@ def _search(tile: _Tile, start: torch.Tensor, lam: float, steps: int, generator:
 
 def refine(model: zoo.CodingModel, rgb: np.ndarray, y: np.ndarray, index: np.ndarray, mean_int: np.ndarray,
            quality: float, device: torch.device, steps: int) -> np.ndarray:
-    """Gained latents y' (M, hy, wy) -> better latents y' (same shape) for the same z_hat. index and mean_int are the hyperprior's tables (before any context model)."""
+    """Gained latents y' (M, hy, wy) -> better latents y' (same shape) for the same z_hat. index
+    and mean_int are the hyperprior's tables (before any context model)."""
     net = model.net.to(device)
     t = torch.tensor([quality_to_t(quality)])
     lam = float(lambda_at(model.config, t))

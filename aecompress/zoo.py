@@ -240,7 +240,8 @@ def load(name_or_path: str | None = None) -> CodingModel:
                                     f"{entry['file']}); put the file in {WEIGHTS_DIR} to use it")
             if not path.exists():
                 raise ModelNotFound(f"model '{name}' is listed but its file is not installed: put {entry['file']} "
-                                    f"in {WEIGHTS_DIR}, or set AECOMPRESS_WEIGHTS to a folder with it and a manifest.json")
+                                    f"in {WEIGHTS_DIR}, or set AECOMPRESS_WEIGHTS to a folder with it and a "
+                                    "manifest.json")
             return load_file(path, entry["sha256"])
     known = ", ".join(m["name"] for m in manifest()["models"]) or "none"
     raise ModelNotFound(f"model '{name}' is not installed (installed: {known})")

@@ -56,9 +56,9 @@ def main() -> None:
     parser.add_argument("--quality", type=float, default=75)
     args = parser.parse_args()
 
+    import torch
     from PIL import Image
 
-    import torch
     from aecompress import codec
     from aecompress.metrics import psnr
 

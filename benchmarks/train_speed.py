@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from aecompress import train as training, zoo
+from aecompress import train as training
+from aecompress import zoo
 
 HERE = Path(__file__).resolve().parent
 SKIPPED = 50  # steps left out at the start (the log has a row every 50 steps)

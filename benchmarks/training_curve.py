@@ -50,7 +50,8 @@ def main() -> None:
         "",
         args.note,
         "",
-        ("| step (all runs) | hours (all runs) | " if args.offset else "| step | hours | ") + " | ".join(f"q{q} bpp | q{q} PSNR" for q in qualities) + " |",
+        ("| step (all runs) | hours (all runs) | " if args.offset else "| step | hours | ")
+        + " | ".join(f"q{q} bpp | q{q} PSNR" for q in qualities) + " |",
         "|---|---|" + "---|---|" * len(qualities),
     ]
     for r in rows:

@@ -5,12 +5,12 @@ test_determinism.py checks that they keep decoding."""
 
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from aecompress import codec, zoo
+
 from conftest import GOLDEN, smooth_image, tiny_context_model_file, tiny_model_file
 
 

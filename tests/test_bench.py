@@ -8,8 +8,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from aecompress import bench, bench_extras, codec, metrics, plot, report, sparsity, zoo
+from aecompress import bench, codec, metrics, plot, report, sparsity, zoo
 from aecompress.cli import main
+
 from conftest import GOLDEN, smooth_image
 
 MODEL = str(GOLDEN / "tiny.pt")

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 import aecompress
+
 from conftest import GOLDEN, smooth_image
 
 MODEL = str(GOLDEN / "tiny.pt")

@@ -10,6 +10,7 @@ from PIL import Image
 
 from aecompress import files
 from aecompress.cli import main
+
 from conftest import GOLDEN, smooth_image
 
 MODEL = str(GOLDEN / "tiny.pt")

@@ -4,6 +4,7 @@ from PIL import Image
 
 from aecompress import codec, container
 from aecompress.tables import information_bits
+
 from conftest import smooth_image
 
 
@@ -64,6 +65,7 @@ def test_header_names_model_and_quality(tiny):
 
 def test_decoding_with_other_weights_is_refused(tiny, tmp_path):
     from aecompress import zoo
+
     from conftest import tiny_model_file
 
     other = zoo.load_file(tiny_model_file(tmp_path / "other.pt", seed=1))
@@ -83,6 +85,7 @@ def test_pillow_opens_and_saves_aec(tmp_path, monkeypatch):
 
     import aecompress  # noqa: F401  (registers the plugin)
     from aecompress import zoo
+
     from conftest import GOLDEN
 
     weights = tmp_path / "weights"

@@ -6,11 +6,21 @@ import numpy as np
 import pytest
 import torch
 
-from aecompress import codec, coder, context, exact, intnet, zoo
+from aecompress import codec, coder, exact, intnet, zoo
 from aecompress.entropy import gaussian_tables
 from aecompress.model import HyperpriorModel, ModelConfig
-from aecompress.train import (DECODER, ENCODER, TrainConfig, export_run, latent_rate_loss, rd_loss, set_context_only, train,
-                              warm_start)
+from aecompress.train import (
+    DECODER,
+    ENCODER,
+    TrainConfig,
+    export_run,
+    latent_rate_loss,
+    rd_loss,
+    set_context_only,
+    train,
+    warm_start,
+)
+
 from conftest import smooth_image, tiny_context_model_file, tiny_model_file
 
 
@@ -244,8 +254,8 @@ def test_encoder_only_training_for_a_new_lambda_range_changes_only_the_inverse_g
     assert all(name.startswith((*ENCODER, "log_inverse_gain")) for name in changed), changed
     monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path / "weights")
     exported, original = zoo.load_file(export_run(after, cfg, "encoder")), zoo.load_file(source)
-    for a, b in zip(exported.h_s + [l for n in exported.context for l in n],
-                    original.h_s + [l for n in original.context for l in n], strict=True):
+    for a, b in zip(exported.h_s + [layer for net in exported.context for layer in net],
+                    original.h_s + [layer for net in original.context for layer in net], strict=True):
         np.testing.assert_array_equal(a["weight"], b["weight"])
     rgb = smooth_image(48, 64, seed=2)
     assert np.asarray(codec.decode(codec.encode(rgb, 90, model=exported), model=exported)).shape == rgb.shape

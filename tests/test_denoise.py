@@ -12,6 +12,7 @@ from aecompress import codec, container, zoo
 from aecompress.cli import main
 from aecompress.model import HyperpriorModel, ModelConfig
 from aecompress.train import TrainConfig, _remap_gains, add_noise, train, warm_start
+
 from conftest import GOLDEN, smooth_image
 
 PLAIN = str(GOLDEN / "tiny.pt")

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from aecompress import codec
+
 from conftest import GOLDEN, golden_model_for
 from make_golden import symbols_digest
 

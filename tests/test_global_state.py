@@ -7,6 +7,7 @@ from PIL import Image
 
 import aecompress
 from aecompress import bench, codec, image
+
 from conftest import smooth_image
 
 

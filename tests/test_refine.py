@@ -9,9 +9,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from aecompress import codec, container, intnet, refine, tiling, zoo
-from aecompress.entropy import scale_from_index
 from aecompress.cli import main
+from aecompress.entropy import scale_from_index
 from aecompress.model import lambda_at, quality_to_t
+
 from conftest import smooth_image, tiny_context_model_file
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "kodim23.png"

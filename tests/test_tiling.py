@@ -3,6 +3,7 @@
 import numpy as np
 
 from aecompress import codec, tiling
+
 from conftest import smooth_image
 
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from click.testing import CliRunner
+from PIL import Image
 
 from aecompress import codec, zoo
 from aecompress.cli import main
 from aecompress.train import TrainConfig, export_run, train
+
 from conftest import smooth_image
 
 
@@ -354,7 +354,8 @@ def test_train_command_from_init_keeps_the_source_model_unless_told(data_dir, tm
     assert r.exit_code == 0, r.output
     saved = torch.load(tmp_path / "enc" / "checkpoint.pt", map_location="cpu", weights_only=False)
     assert saved["train_config"]["encoder_only"]
-    r = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "enc-wide"), "--encoder-only", "--analysis-width", "16"])
+    wide = ["--out", str(tmp_path / "enc-wide"), "--encoder-only", "--analysis-width", "16"]
+    r = CliRunner().invoke(main, [*base, *wide])
     assert r.exit_code == 0, r.output
     saved = torch.load(tmp_path / "enc-wide" / "checkpoint.pt", map_location="cpu", weights_only=False)
     assert saved["train_config"]["model"]["analysis_width"] == 16 and saved["model"]["g_a.2.weight"].shape[0] == 16
