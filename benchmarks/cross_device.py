@@ -2,11 +2,12 @@
 
     python benchmarks/cross_device.py [IMAGES...] [--model NAME] [--quality Q]
 
-Encodes each image once (here, default settings), then decodes it in fresh processes:
-2 threads, 1 thread, restricted CPU kernels (ONEDNN_MAX_CPU_ISA=SSE41 ATEN_CPU_CAPABILITY=default,
-which change most float outputs of a convolution), and CUDA when present. Prints, for each
-setting, whether the decoded symbols are identical and how far the pixels are from the
-reference decode. Writes benchmarks/results/cross_device.json.
+Encodes each image once (here, default settings), then decodes it in fresh processes: on the
+numpy path with 2 and 1 BLAS threads and with OpenBLAS's SSE3 kernels instead of the AVX-512
+ones, through torch with 1 thread and with restricted kernels (ONEDNN_MAX_CPU_ISA=SSE41
+ATEN_CPU_CAPABILITY=default, which change most float outputs of a convolution), and on CUDA when
+present. Prints, for each setting, whether the decoded symbols are identical and how far the
+pixels are from the reference decode. Writes benchmarks/results/cross_device.json, with the model.
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-SETTINGS = {
-    "cpu, 2 threads": {"OMP_NUM_THREADS": "2"},
-    "cpu, 1 thread": {"OMP_NUM_THREADS": "1"},
-    "cpu, SSE4.1 / default kernels": {"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default"},
+SETTINGS = {  # name: (environment, device)
+    "numpy, 2 BLAS threads": ({"OPENBLAS_NUM_THREADS": "2"}, "cpu"),
+    "numpy, 1 BLAS thread": ({"OPENBLAS_NUM_THREADS": "1"}, "cpu"),
+    "numpy, OpenBLAS SSE3 kernels": ({"OPENBLAS_CORETYPE": "Prescott"}, "cpu"),
+    "torch, 1 thread": ({"OMP_NUM_THREADS": "1"}, "torch"),
+    "torch, SSE4.1 / default kernels": ({"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default"}, "torch"),
 }
 
 CHILD = """
-import hashlib, sys, numpy as np, torch
+import hashlib, sys, numpy as np
 from aecompress import codec
 data = open(sys.argv[1], 'rb').read()
 device = sys.argv[3]
@@ -59,12 +62,13 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from aecompress import codec
+    from aecompress import codec, zoo
     from aecompress.metrics import psnr
 
     settings = dict(SETTINGS)
     if torch.cuda.is_available():
-        settings["cuda"] = {}
+        settings["cuda"] = ({}, "cuda")
+    model = zoo.load(args.model)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for image_path in args.images:
@@ -72,8 +76,7 @@ def main() -> None:
             aec = Path(tmp) / "x.aec"
             aec.write_bytes(codec.encode(Image.open(image_path), args.quality, model=args.model))
             reference, ref_digest = None, None
-            for name, env in settings.items():
-                device = "cuda" if name == "cuda" else "cpu"
+            for name, (env, device) in settings.items():
                 digest = decode_in_child(aec, Path(tmp) / "x.npy", env, device, args.model)
                 pixels = np.load(Path(tmp) / "x.npy")
                 if reference is None:
@@ -90,7 +93,8 @@ def main() -> None:
                       f"PSNR {row['psnr_vs_original']:.2f} dB")
     out = ROOT / "benchmarks" / "results" / "cross_device.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"quality": args.quality, "results": results}, indent=1) + "\n")
+    measured = {"model": model.name, "weights": model.digest.hex(), "quality": args.quality, "results": results}
+    out.write_text(json.dumps(measured, indent=1) + "\n")
 
 
 if __name__ == "__main__":
