@@ -261,6 +261,10 @@ def _run(data_dir: str | Path, out: str | Path = "benchmarks", model: str | None
         })
         if extras and any(c.name == "aecompress" for c in chosen):
             bench_extras.run_all(m, model, images, files_dir, results, threads, quick, progress)
+            from .compare import bench_pages  # a page to look at, linked from the report
+
+            write_json(results / "compare.json", bench_pages(m, data_dir, [n for n, _ in images], out))
+            progress("extras: comparison pages")
     finally:
         if not keep_files:
             shutil.rmtree(files_dir, ignore_errors=True)

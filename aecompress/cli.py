@@ -500,7 +500,8 @@ def bench(data_dir, model, qualities, out, quick, codecs, threads, keep_files, r
 @click.option("-o", "--output", help="The HTML page ('-' for stdout). Default: NAME-compare.html beside the input.")
 @click.option("-q", "--quality", type=click.FloatRange(1, 100),
               help=f"aecompress quality, 1..100.  [default: {DEFAULT_QUALITY}]")
-@click.option("--size", type=click.IntRange(1), help="aecompress at the highest quality whose file fits this many bytes.")
+@click.option("--size", type=click.IntRange(1),
+              help="aecompress at the highest quality whose file fits this many bytes.")
 @click.option("--bpp", type=POSITIVE, help="aecompress at the quality that gives this many bits per pixel.")
 @files.MAX_PIXELS
 @files.MODEL

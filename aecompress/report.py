@@ -209,9 +209,24 @@ def markdown(r, figures: dict[str, str]) -> str:
         parts += [f"## Crops at equal file size ({crops['image']}, box {crops['box']})",
                   "Each codec at its largest setting whose file is not larger than aecompress's.",
                   f"![crops]({figures.get('crops', 'crops.png')})"]
+    if r.extras.get("compare"):
+        parts += ["## See it: comparison pages", compare_links(r)]
     parts += [f"## MS-SSIM\n\n![rd-msssim]({figures.get('rd_msssim', 'rd-msssim.png')})",
               "## Every point", rd_table(r)]
     return "\n\n".join(parts) + "\n"
+
+
+def compare_links(r) -> str:
+    """The pages `aecompress compare` made for one image (results/compare.json): a link and the
+    settings each codec got at that size."""
+    c = r.extras["compare"]
+    lines = [f"One self-contained HTML page per rate for {c['image']} (open it in a browser: split view, "
+             "1:1 and 4x zoom; each codec at its highest quality whose file fits aecompress's):", ""]
+    for p in c["pages"]:
+        codecs = ", ".join(f"{k} {e['setting']} ({e['bytes']} B, {e['psnr-rgb']:.2f} dB)"
+                           for k, e in p["codecs"].items())
+        lines.append(f"* [{p['bpp']:g} bpp]({p['file']}): {codecs}")
+    return "\n".join(lines)
 
 
 def _searched(r) -> list[str]:
