@@ -62,7 +62,8 @@ class _Coder:
         return rows if isinstance(batch, pd.DataFrame) else {k: rows[k].to_numpy() for k in rows}
 
     def _one(self, row: dict) -> dict:
-        start, notes, path = time.perf_counter(), [], str(row.get("path") or "")
+        start, path = time.perf_counter(), str(row.get("path") or "")
+        notes: list[str] = []
         result = dict.fromkeys(FIELDS) | {"path": path, "status": "ok"}
         if self.out_dir is None:
             result[self.column] = None
@@ -74,8 +75,9 @@ class _Coder:
             if self.out_dir is None:
                 result[self.column] = data
             else:
-                result["output"] = row.get("name") or output_name(posixpath.basename(path), self.suffix)
-                _publish(self.out_dir, result["output"], data)
+                name = str(row.get("name") or output_name(posixpath.basename(path), self.suffix))
+                _publish(self.out_dir, name, data)
+                result["output"] = name
         except Exception as e:  # a bad file is a row of the manifest, never the end of the job
             message = (str(e).splitlines() or [""])[0]
             known = isinstance(e, (ValueError, OSError, LookupError))
@@ -252,7 +254,8 @@ def run(kind: str, inputs: list[str], out_dir: str | None, address: str, *, outp
         model = str(Path(model).resolve())  # where the workers find it (on a shared file system)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    done, writers, todo = read_manifest(out), {}, []
+    done, todo = read_manifest(out), []
+    writers: dict[str, str] = {}
     for path, relative in list_inputs(list(inputs), wanted, skip=str(out)):
         name = output_name(relative, coder.suffix)
         if writers.setdefault(name, path) != path:
@@ -292,7 +295,8 @@ def run_on(address: str, coder: type[_Coder], kwargs: dict, todo: list[tuple[str
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled": ours show
     ray.data.DataContext.get_current().enable_progress_bars = False
-    start, finished, failed, stderr = time.perf_counter(), [], 0, click.get_text_stream("stderr")
+    start, failed, stderr = time.perf_counter(), 0, click.get_text_stream("stderr")
+    finished: list[files.Done] = []
     try:
         gpus = 1 if kwargs.get("device") == "cuda" else 0
         slots = jobs if jobs > 1 else int(ray.cluster_resources().get("GPU" if gpus else "CPU", 1))

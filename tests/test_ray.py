@@ -28,6 +28,7 @@ from PIL import Image
 import aecompress.ray
 from aecompress import codec, container
 from aecompress.cli import main
+
 from conftest import smooth_image
 
 RAY = Path(sys.executable).parent / "ray"
