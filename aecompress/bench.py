@@ -10,7 +10,6 @@ of repeats. Plots and the report are drawn from these JSON files only (see plot.
 from __future__ import annotations
 
 import inspect
-import io
 import json
 import os
 import platform
@@ -25,31 +24,18 @@ from pathlib import Path
 
 import numpy as np
 import PIL
-from PIL import Image, features
+from PIL import Image
 
-from . import codec, extras, metrics, zoo
+from . import extras, metrics, zoo
+from .peers import QUALITIES, Codec, aecompress_codec, load_images, pillow_codecs, write_json
 
 for _module in ("scipy", "matplotlib"):  # the report needs them: fail now, not after measuring
     extras.require(_module, "bench", "aecompress bench")
 torch = extras.require("torch", "bench", "aecompress bench")  # its thread count, the encoder search
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff", ".webp")
-QUALITIES = (1, 10, 20, 35, 50, 65, 80, 90, 100)
 SEARCH_EFFORT = 2  # the slower aecompress curve, aecompress-e2 (encode --effort 2)
 REPEAT_BELOW_S = 1.0  # slower calls are timed once: their run-to-run spread is small anyway
 REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "reference" / "published_kodak_rd.json"
-
-
-@dataclass(frozen=True)
-class Codec:
-    """One codec under test: a name (the JSON file name), its settings and a byte-level round trip."""
-
-    name: str
-    description: str
-    settings: tuple[float, ...]
-    ext: str
-    encode: Callable[[Image.Image, float], bytes]
-    decode: Callable[[bytes], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -80,78 +66,6 @@ class Sweep:
                           "ms-ssim-rgb": self.ms_ssim.tolist(), "encoding_time": self.enc_s.tolist(),
                           "decoding_time": self.dec_s.tolist()},
         }
-
-
-def _pillow(fmt: str, **fixed) -> tuple[Callable, Callable]:
-    def encode(image: Image.Image, setting: float) -> bytes:
-        buf = io.BytesIO()
-        image.save(buf, fmt, **fixed, **_setting_args(fmt, setting))
-        return buf.getvalue()
-
-    def decode(data: bytes) -> np.ndarray:
-        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-
-    return encode, decode
-
-
-def _setting_args(fmt: str, setting: float) -> dict:
-    if fmt == "JPEG2000":  # setting = target bpp; OpenJPEG takes a compression ratio of 24-bit RGB
-        return {"quality_mode": "rates", "quality_layers": [24.0 / setting]}
-    return {"quality": int(setting)}
-
-
-def pillow_codecs(threads: int = 1, quick: bool = False) -> list[Codec]:
-    """The classic codecs as Pillow ships them (libjpeg-turbo, libwebp, libavif, OpenJPEG)."""
-    steps = lambda full: tuple(full[::2]) if quick else tuple(full)
-    jpeg_q = range(5, 100, 10)
-    out = [
-        Codec("jpeg", f"Pillow {PIL.__version__} JPEG (libjpeg-turbo {features.version('jpg')}), "
-              "default 4:2:0, quality 5..95", steps(jpeg_q), "jpg", *_pillow("JPEG")),
-        Codec("jpeg444", "Pillow JPEG 4:4:4, optimize=True (Huffman tables per image), quality 5..95",
-              steps(jpeg_q), "jpg", *_pillow("JPEG", subsampling=0, optimize=True)),
-        Codec("webp", f"Pillow WebP (libwebp {features.version('webp')}), default method 4, quality 5..95",
-              steps(jpeg_q), "webp", *_pillow("WEBP")),
-    ]
-    if features.check("avif"):
-        out += [
-            Codec("avif", f"Pillow AVIF (libavif {features.version('avif')}), default speed 6, 4:2:0, "
-                  f"{threads} thread(s)", steps((5, 15, 25, 35, 45, 55, 65, 75)), "avif",
-                  *_pillow("AVIF", speed=6, max_threads=threads)),
-            Codec("avif-s0", "Pillow AVIF, slowest speed 0 (about 15 s an image), 4:2:0",
-                  (25, 55) if quick else (10, 25, 40, 55, 70), "avif", *_pillow("AVIF", speed=0, max_threads=threads)),
-        ]
-    if features.check("jpg_2000"):
-        out.append(Codec("jpeg2000", f"Pillow JPEG 2000 (OpenJPEG {features.version('jpg_2000')}), 9/7 "
-                         "wavelet, one layer at a target rate (setting = target bpp)",
-                         steps((0.1, 0.15, 0.25, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0)), "jp2",
-                         *_pillow("JPEG2000", irreversible=True)))
-    return out
-
-
-def aecompress_codec(model: zoo.CodingModel, qualities: Sequence[float], effort: int = 0) -> Codec:
-    """aecompress through its public API: .aec bytes in, pixels out."""
-    return Codec(
-        f"aecompress-e{effort}" if effort else "aecompress",
-        f"aecompress, model {model.name} ({model.digest.hex()}), quality = -q, --effort {effort}",
-        tuple(float(q) for q in qualities), "aec",
-        lambda image, q: codec.encode(image, q, model=model, effort=effort),
-        lambda data: np.asarray(codec.decode(data, model=model).convert("RGB")),
-    )
-
-
-def load_images(folder: str | Path, limit: int | None = None) -> list[tuple[str, Image.Image]]:
-    """All images of a folder (sorted by name), as RGB."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ValueError(f"{folder}: not a folder of images")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
-    if not files:
-        raise ValueError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
-    images = []
-    for p in files:
-        with Image.open(p) as im:
-            images.append((p.name, im.convert("RGB")))
-    return images
 
 
 def timed(fn: Callable, arg, repeats: int):
@@ -200,13 +114,6 @@ class RunSummary:
     images: int
     bd_rate_vs_jpeg: float | None
     report: Path | None
-
-
-def write_json(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    tmp.replace(path)
 
 
 def run(*args, **kwargs) -> RunSummary:

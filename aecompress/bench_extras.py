@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from . import codec, metrics, zoo
+from .peers import pillow_codecs, write_json
 from .sparsity import Sparsity, sparsity_of
 
 CROP = 256
@@ -68,8 +69,6 @@ def _closest_setting(enc: Callable[[float], bytes], lo: int, hi: int, target_byt
 
 def crops(model: zoo.CodingModel, quality: float, name: str, image: Image.Image, out: Path) -> dict:
     """Crops of one image, every codec at the largest setting not above aecompress's file size."""
-    from .bench import pillow_codecs
-
     rgb = np.asarray(image)
     x, y = _busiest_window(rgb)
     box = (x, y, min(x + CROP, image.width), min(y + CROP, image.height))
@@ -210,8 +209,6 @@ def run_all(model: zoo.CodingModel, model_arg: str | None, images: list[tuple[st
             files_dir: Path, results: Path, threads: int, quick: bool,
             progress: Callable[[str], None] = lambda s: None) -> None:
     """Every extra, each into its own JSON under results/."""
-    from .bench import write_json
-
     write_json(results / "sparsity.json", sparsity_table(model, files_dir / "aecompress"))
     name, image = next(((n, im) for n, im in images if n.startswith("kodim23")), images[0])
     sweep = json.loads((results / "aecompress.json").read_text())

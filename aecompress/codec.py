@@ -215,8 +215,8 @@ def load_model(model: str | zoo.CodingModel | None) -> zoo.CodingModel:
 
 
 def encode(image: Image.Image | np.ndarray, quality: float = DEFAULT_QUALITY,
-           model: str | zoo.CodingModel | None = None, device: str = "cpu", icc_profile: bytes | None = None, denoise: float | str | None = None,
-           effort: int = 0) -> bytes:
+           model: str | zoo.CodingModel | None = None, device: str = "cpu", icc_profile: bytes | None = None,
+           denoise: float | str | None = None, effort: int = 0) -> bytes:
     """Compress an image (PIL or uint8 array) into .aec bytes. quality: 1..100, higher is better.
 
     denoise: remove noise while encoding: a level (standard deviation, 0..255 scale) or "auto"

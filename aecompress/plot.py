@@ -16,13 +16,12 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from .extras import require
-from .report import codec_label
+from .report import PUBLISHED_ON_PLOT, codec_label
 
 require("matplotlib", "bench", "plotting").use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 MEASURED_ORDER = ("aecompress", "aecompress-e2", "jpeg", "jpeg444", "webp", "avif", "avif-s0", "jpeg2000")
-PUBLISHED_ON_PLOT = ("bpg444", "vtm", "av1", "bmshj2018-hyperprior", "mbt2018-mean", "cheng2020-anchor")
 EXTRA_FILES = ("run", "sparsity", "crops", "speed-compressai", "memory", "compare")
 COLORS = {"aecompress": "black", "aecompress-e2": "dimgray", "jpeg": "tab:blue", "jpeg444": "tab:cyan",
           "webp": "tab:orange", "avif": "tab:green", "avif-s0": "yellowgreen", "jpeg2000": "tab:red",

@@ -18,6 +18,10 @@ START = "<!-- benchmarks:start (generated from benchmarks/results by aecompress 
 END = "<!-- benchmarks:end -->"
 
 
+# The published curves drawn on the Kodak plot
+PUBLISHED_ON_PLOT = ("bpg444", "vtm", "av1", "bmshj2018-hyperprior", "mbt2018-mean", "cheng2020-anchor")
+
+
 def _f(v: float | None, fmt: str = ".3f", none: str = "n/a") -> str:
     return none if v is None else format(v, fmt)
 
@@ -133,8 +137,6 @@ def published_table(r) -> str:
 
 
 def _published_keys(r) -> tuple[str, ...]:
-    from .plot import PUBLISHED_ON_PLOT
-
     return tuple(k for k in PUBLISHED_ON_PLOT if k in r.published) if r.name == "kodak" else ()
 
 
