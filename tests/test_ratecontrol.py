@@ -1,6 +1,7 @@
 import numpy as np
 
 from aecompress import codec, metrics, ratecontrol
+
 from conftest import smooth_image
 
 
