@@ -18,7 +18,6 @@ the choice of latents at encode time, and pixels by a rounding step, can differ.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +25,7 @@ from PIL import Image
 
 from . import coder, container, exact, extras, tiling, zoo
 from .config import DEFAULT_QUALITY, quality_to_t
-from .container import ALPHA, DENOISE, EXIF, ICC, Y_STREAM, Z_STREAM, FormatError
+from .container import ALPHA2, DENOISE, EXIF, ICC, Y_STREAM, Z_STREAM, FormatError
 from .denoise import noise_level
 from .image import Source, prepare
 from .tables import information_bits
@@ -200,7 +199,7 @@ def write(model: zoo.CodingModel, source: Source, latents: Latents, quality: flo
     if noise:
         sections[DENOISE] = container.pack_noise_level(noise)
     if source.alpha is not None:
-        sections[ALPHA] = zlib.compress(source.alpha.tobytes(), 9)
+        sections[ALPHA2] = container.pack_alpha(source.alpha)
     if source.icc_profile:
         sections[ICC] = source.icc_profile
     if source.exif:
@@ -267,14 +266,11 @@ def decode(data: bytes, model: str | zoo.CodingModel | None = None, device: str 
     if h.mode in ("L", "LA"):
         image = image.convert("L")
     if h.mode in ("RGBA", "LA"):
-        raw = f.sections.get(ALPHA)
         try:
-            alpha = zlib.decompressobj().decompress(raw or b"", h.width * h.height + 1)
-        except zlib.error:
-            alpha = b""
-        if len(alpha) != h.width * h.height:
-            raise DecodeError("alpha section is damaged")
-        image.putalpha(Image.frombytes("L", (h.width, h.height), alpha))
+            alpha = container.unpack_alpha(f.sections, h.width, h.height)
+        except FormatError as e:
+            raise DecodeError(str(e)) from None
+        image.putalpha(Image.fromarray(alpha))
     if ICC in f.sections:
         image.info["icc_profile"] = f.sections[ICC]
     if EXIF in f.sections:

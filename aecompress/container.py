@@ -16,22 +16,27 @@ All integers little-endian. Layout (see docs/FORMAT.md):
     26+n    ...   k sections: tag (u8), length (u32), payload
     end-4   4     CRC-32 of every byte before it
 
-Section tags: 1 z stream, 2 y stream, 3 alpha (zlib), 4 ICC profile, 5 EXIF, 6 denoise (u16:
-the noise level the encoder removed x 10, 0..255 scale; informative, decoding ignores it).
-Decoders skip tags they do not know.
+Section tags: 1 z stream, 2 y stream, 3 alpha (zlib, read but no longer written), 4 ICC
+profile, 5 EXIF, 6 denoise (u16: the noise level the encoder removed x 10, 0..255 scale;
+informative, decoding ignores it), 7 alpha2 (u8 filter, u8 coder, the filtered plane
+compressed: see pack_alpha). Decoders skip tags they do not know.
 """
 
 from __future__ import annotations
 
+import lzma
 import struct
 import zlib
 from dataclasses import dataclass, field
 
+import numpy as np
+
 MAGIC = b"\x8aAEC"
 VERSION = 1
 MODES = ("RGB", "L", "RGBA", "LA")
-Z_STREAM, Y_STREAM, ALPHA, ICC, EXIF, DENOISE = 1, 2, 3, 4, 5, 6
-SECTION_NAMES = {Z_STREAM: "z", Y_STREAM: "y", ALPHA: "alpha", ICC: "icc", EXIF: "exif", DENOISE: "denoise"}
+Z_STREAM, Y_STREAM, ALPHA, ICC, EXIF, DENOISE, ALPHA2 = 1, 2, 3, 4, 5, 6, 7
+SECTION_NAMES = {Z_STREAM: "z", Y_STREAM: "y", ALPHA: "alpha", ICC: "icc", EXIF: "exif", DENOISE: "denoise",
+                 ALPHA2: "alpha2"}
 DEFAULT_MAX_PIXELS = 2**28  # 268 MP; a larger declared image is refused before any allocation
 
 _FIXED = struct.Struct("<4sBBIIH")  # magic, version, mode, width, height, quality x 100
@@ -142,3 +147,74 @@ def pack_noise_level(level: float) -> bytes:
 def unpack_noise_level(payload: bytes) -> float | None:
     """The denoise section's level, or None when it is damaged (it is informative only)."""
     return struct.unpack("<H", payload)[0] / 10 if len(payload) == 2 else None
+
+
+# Alpha planes (section 7): byte 0 the filter, a bit mask: 1 each byte minus its left neighbour,
+# 2 minus the one above (3: both; 0 before the first column or row), mod 256; byte 1 the coder
+# of the filtered plane (width x height bytes, row by row): 0 zlib, 1 raw LZMA2 with a
+# dictionary of min(max(width x height, 4 KiB), 8 MiB).
+DEFLATE, LZMA = 0, 1
+
+
+def _lzma_filters(n: int) -> list[dict]:
+    return [{"id": lzma.FILTER_LZMA2, "preset": 6, "dict_size": min(max(n, 1 << 12), 1 << 23)}]
+
+
+def _filtered(plane: np.ndarray, f: int) -> bytes:
+    out = plane.copy()
+    if f & 1:
+        out[:, 1:] -= plane[:, :-1]
+    if f & 2:
+        out[1:] -= out[:-1].copy()
+    return out.tobytes()
+
+
+def pack_alpha(plane: np.ndarray) -> bytes:
+    """An alpha plane (uint8 H x W) as a section 7 payload. The filter is the one that fast
+    zlib compresses best; then zlib and LZMA at full effort, the smaller (any filter and coder
+    decode: the choice is the encoder's)."""
+    filtered = [_filtered(plane, f) for f in range(4)]
+    f = min(range(4), key=lambda f: len(zlib.compress(filtered[f], 1)))
+    data = filtered[f]
+    return min(bytes([f, DEFLATE]) + zlib.compress(data, 9),
+               bytes([f, LZMA]) + lzma.compress(data, lzma.FORMAT_RAW, filters=_lzma_filters(plane.size)), key=len)
+
+
+def _decompressed(payload: bytes, n: int) -> bytes:
+    """The plane's n bytes, from a stream that must end exactly there; b"" when it does not."""
+    try:
+        if payload[1] == DEFLATE:
+            stream = zlib.decompressobj()
+        else:
+            stream = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=_lzma_filters(n))
+        data = stream.decompress(payload[2:], n + 1)
+    except (zlib.error, lzma.LZMAError):
+        return b""
+    return data if len(data) == n and stream.eof and not stream.unused_data else b""
+
+
+def unpack_alpha(sections: dict[int, bytes], width: int, height: int) -> np.ndarray:
+    """The alpha plane (uint8 H x W) of a file with one: section 7, or the zlib plane of
+    section 3 that earlier versions wrote."""
+    n = width * height
+    if ALPHA2 in sections:
+        payload = sections[ALPHA2]
+        if len(payload) < 2 or payload[0] > 3 or payload[1] > LZMA:
+            raise FormatError("alpha2 section is damaged (unknown filter or coder)")
+        data = _decompressed(payload, n)
+    else:
+        stream = zlib.decompressobj()
+        try:
+            data = stream.decompress(sections.get(ALPHA, b""), n + 1)
+        except zlib.error:
+            data = b""
+    if len(data) != n:
+        raise FormatError("alpha section is damaged")
+    plane = np.frombuffer(data, np.uint8).reshape(height, width)
+    if ALPHA2 in sections:
+        f = sections[ALPHA2][0]
+        if f & 2:
+            plane = np.cumsum(plane, axis=0, dtype=np.uint8)
+        if f & 1:
+            plane = np.cumsum(plane, axis=1, dtype=np.uint8)
+    return plane

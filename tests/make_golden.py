@@ -21,6 +21,13 @@ def symbols_digest(latents: codec.Latents) -> str:
     return h.hexdigest()
 
 
+def soft_alpha(h: int, w: int) -> np.ndarray:
+    """A cut-out's alpha: opaque inside an ellipse, transparent outside, a soft edge between."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = np.hypot((yy - h / 2) / (0.4 * h), (xx - w / 2) / (0.4 * w))
+    return np.clip((1.15 - r) * 900, 0, 255).astype(np.uint8)
+
+
 def model(name: str, make, **options) -> zoo.CodingModel:
     """A golden model file, written only if missing."""
     path = GOLDEN / name
@@ -44,6 +51,8 @@ def main() -> None:
         "groups_rgb_75x81_q45.aec": (Image.fromarray(smooth_image(75, 81, seed=7)), 45, with_groups),
         "nonanchor_rgb_83x70_q50.aec": (Image.fromarray(smooth_image(83, 70, seed=8)), 50, with_other_groups),
         "window_rgb_77x66_q55.aec": (Image.fromarray(smooth_image(77, 66, seed=9)), 55, with_window),
+        "alpha2_47x29_q40.aec": (Image.fromarray(np.dstack([smooth_image(47, 29, seed=10), soft_alpha(47, 29)])),
+                                 40, plain),
     }
     listed = GOLDEN / "expected.json"
     expected = json.loads(listed.read_text()) if listed.exists() else {}

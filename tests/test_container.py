@@ -1,5 +1,6 @@
 """Damaged or hostile .aec files are rejected with a clear error, never a crash or a huge allocation."""
 
+import io
 import struct
 import zlib
 
@@ -7,10 +8,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image, ImageFilter
 
 from aecompress import codec, container
 
-from conftest import GOLDEN, golden_model_for
+from conftest import GOLDEN, golden_model_for, smooth_image
+from make_golden import soft_alpha
 
 SAMPLE = (GOLDEN / "rgb_65x257_q30.aec").read_bytes()
 
@@ -101,3 +104,69 @@ def test_corrupted_streams_with_valid_checksum_fail_cleanly(name, data):
         assert image.size == (f.header.width, f.header.height)
     except codec.DecodeError:
         pass
+
+
+def alpha_planes() -> dict[str, np.ndarray]:
+    """Alpha as images carry it: a cut-out of a photo-like image with a soft edge, its hard
+    (binary) mask, a vignette, a gradient, fully opaque."""
+    luma = smooth_image(240, 320, seed=11).mean(axis=-1)
+    mask = ((luma > 140) * 255).astype(np.uint8)
+    yy, xx = np.mgrid[0:240, 0:320]
+    vignette = np.clip(255 * (1.3 - 2 * np.hypot(yy / 240 - 0.5, xx / 320 - 0.5)), 0, 255).astype(np.uint8)
+    return {"cut-out": np.asarray(Image.fromarray(mask).filter(ImageFilter.GaussianBlur(2))), "mask": mask,
+            "vignette": vignette, "gradient": (xx * 255 // 319).astype(np.uint8),
+            "opaque": np.full((240, 320), 255, np.uint8)}
+
+
+def optimized_png(plane: np.ndarray) -> int:
+    out = io.BytesIO()
+    Image.fromarray(plane).save(out, "PNG", optimize=True)
+    return len(out.getvalue())
+
+
+@pytest.mark.parametrize("name", sorted(alpha_planes()))
+def test_alpha_section_is_no_larger_than_an_optimized_png(name):
+    plane = alpha_planes()[name]
+    payload = container.pack_alpha(plane)
+    assert len(payload) <= optimized_png(plane)
+    assert np.array_equal(container.unpack_alpha({container.ALPHA2: payload}, 320, 240), plane)
+
+
+@pytest.mark.parametrize("coder", [container.DEFLATE, container.LZMA])
+@pytest.mark.parametrize("f", range(4))
+def test_every_alpha_filter_and_coder_decodes(f, coder):
+    plane = np.random.default_rng(f).integers(0, 256, (7, 5), dtype=np.uint8)
+    data = container._filtered(plane, f)
+    stream = zlib.compress(data) if coder == container.DEFLATE else container.lzma.compress(
+        data, container.lzma.FORMAT_RAW, filters=container._lzma_filters(plane.size))
+    back = container.unpack_alpha({container.ALPHA2: bytes([f, coder]) + stream}, 5, 7)
+    assert np.array_equal(back, plane)
+
+
+def test_damaged_alpha_sections_are_refused_in_one_line():
+    plane = soft_alpha(31, 40)
+    payload = container.pack_alpha(plane)
+    longer = container.pack_alpha(np.concatenate([plane, plane]))  # a valid stream of twice the bytes
+    for bad in (b"", payload[:1], bytes([4]) + payload[1:], payload[:1] + bytes([2]) + payload[2:],
+                payload[:-3], payload + b"\0", longer, payload[:2] + bytes(len(payload) - 2)):
+        with pytest.raises(container.FormatError, match="alpha"):
+            container.unpack_alpha({container.ALPHA2: bad}, 40, 31)
+
+
+def test_old_and_new_golden_alpha_decode_exactly(golden_model):
+    """rgba_33x17 holds alpha the old way (section 3, zlib): it still decodes to the opaque
+    plane it was made from; alpha2_47x29 holds its cut-out in section 7."""
+    old = codec.decode((GOLDEN / "rgba_33x17_q55.aec").read_bytes(), model=golden_model)
+    assert container.ALPHA in container.unpack((GOLDEN / "rgba_33x17_q55.aec").read_bytes()).sections
+    assert np.array_equal(np.asarray(old)[..., 3], np.full((33, 17), 255, np.uint8))
+    data = (GOLDEN / "alpha2_47x29_q40.aec").read_bytes()
+    assert set(container.unpack(data).sections) == {container.Z_STREAM, container.Y_STREAM, container.ALPHA2}
+    assert np.array_equal(np.asarray(codec.decode(data, model=golden_model))[..., 3], soft_alpha(47, 29))
+
+
+def test_a_damaged_alpha_section_is_a_decode_error(golden_model):
+    f = container.unpack((GOLDEN / "alpha2_47x29_q40.aec").read_bytes())
+    payload = f.sections[container.ALPHA2]
+    damaged = container.pack(container.AecFile(f.header, {**f.sections, container.ALPHA2: payload[:-5]}))
+    with pytest.raises(codec.DecodeError, match="alpha"):
+        codec.decode(damaged, model=golden_model)
