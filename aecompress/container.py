@@ -186,7 +186,7 @@ def _decompressed(payload: bytes, n: int) -> bytes:
         if payload[1] == DEFLATE:
             stream = zlib.decompressobj()
         else:
-            stream = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=_lzma_filters(n))
+            stream = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=_lzma_filters(n))  # type: ignore[assignment]
         data = stream.decompress(payload[2:], n + 1)
     except (zlib.error, lzma.LZMAError):
         return b""
