@@ -1,8 +1,24 @@
-import numpy as np
+from pathlib import Path
 
-from aecompress import codec, metrics, ratecontrol
+import numpy as np
+import pytest
+from PIL import Image
+
+from aecompress import codec, metrics, ratecontrol, zoo
 
 from conftest import smooth_image
+
+SAMPLES = Path(__file__).parent.parent / "samples"
+
+
+@pytest.fixture(scope="module")
+def shipped() -> zoo.CodingModel:
+    """The default model: its g_a takes the quality, so y changes with it."""
+    return zoo.load()
+
+
+def photo(h: int, w: int) -> np.ndarray:
+    return np.asarray(Image.open(SAMPLES / "kodim23.png").convert("RGB"))[100 : 100 + h, 200 : 200 + w]
 
 
 def test_size_target_lands_within_3_percent(tiny):
@@ -24,3 +40,48 @@ def test_psnr_target_is_reached_at_the_lowest_quality(tiny):
     assert low.reached and low.quality < 2
     out = np.asarray(codec.decode(low.data, model=tiny))
     assert abs(metrics.psnr(img, out) - low.psnr) < 1e-6
+
+
+@pytest.mark.parametrize("kind", ["size", "bpp"])
+def test_size_target_gives_the_plain_encode_at_the_highest_quality_that_fits(shipped, kind, monkeypatch):
+    """The file is codec.encode at the quality reported, which fits and is at most 0.15 below the
+    quality the target was made at (so within that of the best), and g_a ran at most four times."""
+    img = photo(160, 224)
+    runs = []
+    analysis = codec.analysis
+    monkeypatch.setattr(codec, "analysis", lambda *a, **k: runs.append(a[2]) or analysis(*a, **k))
+    for q in (23.4, 61.7):
+        size = len(codec.encode(img, q, model=shipped))
+        value = size if kind == "size" else size * 8 / (160 * 224)
+        runs.clear()
+        result = ratecontrol.encode_to_target(img, ratecontrol.Target(kind, value), shipped)
+        assert result.reached and len(result.data) <= size
+        assert result.data == codec.encode(img, result.quality, model=shipped)
+        assert q - 0.15 <= result.quality
+        assert len(runs) <= 4
+
+
+def test_psnr_target_gives_the_plain_encode_at_the_lowest_quality_that_reaches_it(shipped):
+    img = photo(160, 224)
+    at = lambda q: metrics.psnr(img, np.asarray(codec.decode(codec.encode(img, q, model=shipped),
+                                                             model=shipped)))
+    target = at(40.0)
+    result = ratecontrol.encode_to_target(img, ratecontrol.Target("psnr", target), shipped)
+    assert result.reached and result.psnr >= target
+    assert result.data == codec.encode(img, result.quality, model=shipped)
+    assert result.quality <= 40.15
+
+
+def test_targets_every_quality_meets_give_the_extreme_quality(shipped):
+    img = photo(48, 64)
+    assert ratecontrol.encode_to_target(img, ratecontrol.Target("size", 10**7), shipped).quality == 100
+    assert ratecontrol.encode_to_target(img, ratecontrol.Target("psnr", 5), shipped).quality == 1
+
+
+def test_a_model_whose_latents_ignore_the_quality_runs_g_a_once(tiny, monkeypatch):
+    runs = []
+    analysis = codec.analysis
+    monkeypatch.setattr(codec, "analysis", lambda *a, **k: runs.append(a[2]) or analysis(*a, **k))
+    img = smooth_image(96, 128)
+    result = ratecontrol.encode_to_target(img, ratecontrol.Target("bpp", 0.5), tiny)
+    assert len(runs) == 1 and result.data == codec.encode(img, result.quality, model=tiny)
