@@ -35,6 +35,19 @@ def tiny_context_model_file(path: Path, seed: int = 0, slices: int = 1, non_anch
     return path
 
 
+TINY_MODEL = str(GOLDEN / "tiny.pt")  # the golden files' tiny model, as a --model path for the CLI
+
+
+@pytest.fixture()
+def png(tmp_path) -> Path:
+    """A small photo-like PNG on disk (48x80)."""
+    from PIL import Image
+
+    path = tmp_path / "in.png"
+    Image.fromarray(smooth_image(48, 80)).save(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory) -> zoo.CodingModel:
     return zoo.load_file(tiny_model_file(tmp_path_factory.mktemp("model") / "tiny.pt"))

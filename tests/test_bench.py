@@ -11,9 +11,9 @@ from PIL import Image
 from aecompress import bench, codec, metrics, plot, report, sparsity, zoo
 from aecompress.cli import main
 
-from conftest import GOLDEN, smooth_image
+from conftest import TINY_MODEL as MODEL
+from conftest import smooth_image
 
-MODEL = str(GOLDEN / "tiny.pt")
 SCHEMA = ("bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time")
 
 

@@ -11,16 +11,8 @@ from PIL import Image
 
 from aecompress.cli import main
 
-from conftest import GOLDEN, smooth_image
-
-MODEL = str(GOLDEN / "tiny.pt")
-
-
-@pytest.fixture()
-def png(tmp_path):
-    path = tmp_path / "in.png"
-    Image.fromarray(smooth_image(48, 80)).save(path)
-    return path
+from conftest import TINY_MODEL as MODEL
+from conftest import smooth_image
 
 
 def run(*args, input=None):

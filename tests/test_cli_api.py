@@ -11,16 +11,7 @@ from PIL import Image
 
 import aecompress
 
-from conftest import GOLDEN, smooth_image
-
-MODEL = str(GOLDEN / "tiny.pt")
-
-
-@pytest.fixture()
-def png(tmp_path):
-    path = tmp_path / "in.png"
-    Image.fromarray(smooth_image(48, 80)).save(path)
-    return path
+from conftest import TINY_MODEL as MODEL
 
 
 def test_encode_takes_an_image_an_array_a_path_bytes_or_a_file(png):

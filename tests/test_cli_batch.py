@@ -11,9 +11,8 @@ from PIL import Image
 from aecompress import files
 from aecompress.cli import main
 
-from conftest import GOLDEN, smooth_image
-
-MODEL = str(GOLDEN / "tiny.pt")
+from conftest import TINY_MODEL as MODEL
+from conftest import smooth_image
 
 
 def run(*args):

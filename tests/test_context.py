@@ -190,17 +190,33 @@ def test_a_latent_pool_needs_a_frozen_g_a(tmp_path):
         train(replace(cfg, context_only=False), resume=False, progress=False)
 
 
+def photo_folder(tmp_path) -> str:
+    """Three small photo-like training images."""
+    from PIL import Image
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        Image.fromarray(smooth_image(96, 96, seed=i)).save(data / f"{i}.png")
+    return str(data)
+
+
+def trained_and_changed(cfg: TrainConfig) -> tuple[HyperpriorModel, set[str]]:
+    """Train cfg from its --init; the trained net and the names of the weights that moved."""
+    before = HyperpriorModel(cfg.model)
+    warm_start(before, cfg.init)
+    after = train(cfg, resume=False, progress=False)
+    changed = {name for (name, a), b in zip(after.state_dict().items(), before.state_dict().values())
+               if not torch.equal(a.cpu(), b)}
+    return after, changed
+
+
 @pytest.mark.parametrize("analysis_width", [None, 24])
 def test_encoder_only_training_keeps_the_decoder_bit_identical(tmp_path, monkeypatch, analysis_width):
     """g_a learns the entropy model it now codes with; everything the decoder reads stays as it
     was, so the weights decode exactly as before, and files differ only where g_a changed y.
     A wider g_a (analysis_width) trains the same way."""
-    data = tmp_path / "data"
-    data.mkdir()
-    from PIL import Image
-
-    for i in range(3):
-        Image.fromarray(smooth_image(96, 96, seed=i)).save(data / f"{i}.png")
+    data = photo_folder(tmp_path)
     source = tiny_context_model_file(tmp_path / "source.pt", slices=3)
     net = zoo.load_file(source).net.float()
     with torch.no_grad():  # integer biases beyond float32's 2^24, as a trained model's can be
@@ -208,13 +224,9 @@ def test_encoder_only_training_keeps_the_decoder_bit_identical(tmp_path, monkeyp
         net.context.hyper.bias.add_((1e7 + 1) * net.context.hyper.out_scale / 2**16)  # stored summed with it
     zoo.export(net, source, "source")
     model = replace(zoo.load_file(source).config, analysis_width=analysis_width)
-    cfg = TrainConfig.smoke(data=str(data), out=str(tmp_path / "run"), init=str(source), steps=3,
+    cfg = TrainConfig.smoke(data=data, out=str(tmp_path / "run"), init=str(source), steps=3,
                             model=model, encoder_only=True, lr=1e-2)
-    before = HyperpriorModel(cfg.model)
-    warm_start(before, cfg.init)
-    after = train(cfg, resume=False, progress=False)
-    changed = {name for (name, a), b in zip(after.state_dict().items(), before.state_dict().values())
-               if not torch.equal(a.cpu(), b)}
+    after, changed = trained_and_changed(cfg)
     assert changed and all(name.startswith(ENCODER) for name in changed), changed
     assert any(name.startswith("g_a.") for name in changed)
     assert "log_inverse_gain" not in changed
@@ -329,22 +341,12 @@ def test_a_wider_window_starts_where_the_model_was(tmp_path):
 def test_decoder_only_training_keeps_every_files_bits(tmp_path, monkeypatch, width):
     """Only g_s and the inverse gains learn (a widened g_s too): the encoder, the entropy model
     and every table stay as they were, so any image codes to exactly the same symbols."""
-    from PIL import Image
-
-    data = tmp_path / "data"
-    data.mkdir()
-    for i in range(3):
-        Image.fromarray(smooth_image(96, 96, seed=i)).save(data / f"{i}.png")
     source = tiny_context_model_file(tmp_path / "source.pt", slices=3)
     config = zoo.load_file(source).config
     model = replace(config, width=width, analysis_width=config.N if width else None)  # g_a stays as it is
-    cfg = TrainConfig.smoke(data=str(data), out=str(tmp_path / "run"), init=str(source), steps=3,
+    cfg = TrainConfig.smoke(data=photo_folder(tmp_path), out=str(tmp_path / "run"), init=str(source), steps=3,
                             model=model, decoder_only=True, lr=1e-2)
-    before = HyperpriorModel(cfg.model)
-    warm_start(before, cfg.init)
-    after = train(cfg, resume=False, progress=False)
-    changed = {name for (name, a), b in zip(after.state_dict().items(), before.state_dict().values())
-               if not torch.equal(a.cpu(), b)}
+    after, changed = trained_and_changed(cfg)
     assert changed and all(name.startswith(DECODER) for name in changed), changed
     monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path / "weights")
     exported, original = zoo.load_file(export_run(after, cfg, "decoder")), zoo.load_file(source)

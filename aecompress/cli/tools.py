@@ -105,25 +105,12 @@ def train(data, out, steps, batch, crop, lr, min_downscale, finetune_steps, chan
     source_model = training.load_source(init)[1] if init else None
     if source_model is not None:  # the source's model, unless the options below change it
         cfg = replace(cfg, model=source_model)
-    model_overrides = {"denoise": True} if denoise else {}
-    if channels:
-        model_overrides.update(N=channels[0], M=channels[1])
-    if width:
-        model_overrides.update(width=width)
-    if analysis_width:
-        model_overrides.update(analysis_width=analysis_width)
-    if lambdas:
-        model_overrides.update(lambda_min=lambdas[0], lambda_max=lambdas[1])
-    if context:
-        model_overrides.update(context=context)
-    if context_slices:
-        model_overrides.update(context_slices=context_slices)
-    if non_anchor_slices:
-        model_overrides.update(non_anchor_slices=non_anchor_slices)
-    if context_window:
-        model_overrides.update(context_window=int(context_window))
-    if quality_conditioned:
-        model_overrides.update(quality_conditioned=True)
+    options = {"denoise": denoise, "N": channels and channels[0], "M": channels and channels[1], "width": width,
+               "analysis_width": analysis_width, "lambda_min": lambdas and lambdas[0],
+               "lambda_max": lambdas and lambdas[1], "context": context, "context_slices": context_slices,
+               "non_anchor_slices": non_anchor_slices, "context_window": context_window and int(context_window),
+               "quality_conditioned": quality_conditioned}
+    model_overrides = {k: v for k, v in options.items() if v}  # what the options change in the model
     if model_overrides:
         cfg = replace(cfg, model=ModelConfig(**{**cfg.model.to_dict(), **model_overrides}))
     shaped = (cfg.model.context_slices, cfg.model.non_anchor_slices, cfg.model.context_window) != (1, 1, 3)
