@@ -197,7 +197,7 @@ def record_in_manifest(model: zoo.CodingModel, results: Path) -> dict:
              "ms_ssim_rgb": [round(v, 5) for v in r["ms-ssim-rgb"]],
              "decoding_time_s": [round(v, 4) for v in r["decoding_time"]],
              "bd_rate_vs_pillow_jpeg_percent": None if bd is None else round(bd, 2)}
-    entry = next(e for e in zoo.manifest()["models"] if e["name"] == model.name)
+    entry = zoo.entry(model.name)
     if bytes.fromhex(entry["sha256"][:16]) != model.digest:
         raise ValueError(f"the manifest's '{model.name}' is not the benchmarked file")
     zoo.register(zoo.WEIGHTS_DIR / entry["file"], entry["sha256"], kodak=kodak,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -224,27 +224,38 @@ def default_model_name() -> str:
     return name
 
 
+def entry(name: str, weights_dir: Path | None = None) -> dict | None:
+    """The manifest entry of a model, by its name or by one of its `aliases` (earlier names of
+    the same weights file, which files made before a rename carry)."""
+    return next((e for e in manifest(weights_dir)["models"] if name == e["name"] or name in e.get("aliases", ())),
+                None)
+
+
 @lru_cache(maxsize=8)
 def load(name_or_path: str | None = None) -> CodingModel:
-    """A shipped model by name (default: the manifest's default) or a weights file by path."""
+    """A shipped model by name (default: the manifest's default) or a weights file by path.
+
+    A manifest entry's `aliases` are earlier names of the same weights file: files whose header
+    carries one decode with it (same file, same digest), and new files carry the entry's name."""
     if name_or_path and Path(name_or_path).suffix == ".pt" and Path(name_or_path).exists():
         return load_file(name_or_path)
     name = name_or_path or default_model_name()
-    for entry in manifest()["models"]:
-        if entry["name"] == name:
-            path = WEIGHTS_DIR / entry["file"]
-            if not path.exists() and entry.get("retired"):
-                r = entry["retired"]
-                raise ModelNotFound(f"model '{name}' was retired (replaced by {r['replaced_by']}): its weights "
-                                    f"{entry['file']} are in the project's history (git show {r['commit']}:weights/"
-                                    f"{entry['file']}); put the file in {WEIGHTS_DIR} to use it")
-            if not path.exists():
-                raise ModelNotFound(f"model '{name}' is listed but its file is not installed: put {entry['file']} "
-                                    f"in {WEIGHTS_DIR}, or set AECOMPRESS_WEIGHTS to a folder with it and a "
-                                    "manifest.json")
-            return load_file(path, entry["sha256"])
-    known = ", ".join(m["name"] for m in manifest()["models"]) or "none"
-    raise ModelNotFound(f"model '{name}' is not installed (installed: {known})")
+    found = entry(name)
+    if found is None:
+        known = ", ".join(m["name"] for m in manifest()["models"]) or "none"
+        raise ModelNotFound(f"model '{name}' is not installed (installed: {known})")
+    path = WEIGHTS_DIR / found["file"]
+    if not path.exists() and found.get("retired"):
+        r = found["retired"]
+        raise ModelNotFound(f"model '{name}' was retired (replaced by {r['replaced_by']}): its weights "
+                            f"{found['file']} are in the project's history (git show {r['commit']}:weights/"
+                            f"{found['file']}); put the file in {WEIGHTS_DIR} to use it")
+    if not path.exists():
+        raise ModelNotFound(f"model '{name}' is listed but its file is not installed: put {found['file']} "
+                            f"in {WEIGHTS_DIR}, or set AECOMPRESS_WEIGHTS to a folder with it and a manifest.json")
+    model = load_file(path, found["sha256"])
+    return model if model.name == found["name"] else replace(model, name=found["name"])
+
 
 
 def retire(name: str, replaced_by: str, commit: str, weights_dir: Path | None = None) -> None:
@@ -264,20 +275,23 @@ def retire(name: str, replaced_by: str, commit: str, weights_dir: Path | None = 
 
 def register(path: Path, sha256: str, kodak: dict | None = None, default: bool = True,
              weights_dir: Path | None = None) -> dict:
-    """Add or replace a model's entry in weights/manifest.json (the one list of shipped models)."""
+    """Add or replace a model's entry in weights/manifest.json (the one list of shipped models).
+    An entry that lists the file's name among its aliases keeps its own name and aliases."""
     weights_dir = weights_dir or WEIGHTS_DIR
     model = load_file(path, sha256)
     m = manifest(weights_dir)
-    entry = {"name": model.name, "file": Path(path).name, "sha256": sha256,
-             "bytes": Path(path).stat().st_size, "metadata": model.metadata}  # the config is in the file
-    old = next((e for e in m["models"] if e["name"] == model.name), None)
+    old = entry(model.name, weights_dir)
+    name = old["name"] if old else model.name
+    new = {"name": name, **({"aliases": old["aliases"]} if old and "aliases" in old else {}),
+           "file": Path(path).name, "sha256": sha256, "bytes": Path(path).stat().st_size,
+           "metadata": model.metadata}  # the config is in the file
     if kodak is not None:
-        entry["kodak"] = kodak
+        new["kodak"] = kodak
     elif old and old.get("sha256") == sha256 and "kodak" in old:
-        entry["kodak"] = old["kodak"]
-    m["models"] = [e for e in m["models"] if e["name"] != model.name] + [entry]
+        new["kodak"] = old["kodak"]
+    m["models"] = [e for e in m["models"] if e["name"] != name] + [new]
     if default or not m.get("default"):
-        m["default"] = model.name
+        m["default"] = name
     (weights_dir / "manifest.json").write_text(json.dumps(m, indent=1) + "\n")
     load.cache_clear()
-    return entry
+    return new

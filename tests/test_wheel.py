@@ -3,15 +3,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from aecompress import extras, zoo
+import aecompress
+from aecompress import container, extras, zoo
+
+from conftest import GOLDEN, smooth_image
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,9 +42,35 @@ def test_a_listed_model_without_its_file_names_it_and_where_it_goes(tmp_path, mo
     monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
     zoo.load.cache_clear()
     default = zoo.default_model_name()
-    with pytest.raises(zoo.ModelNotFound, match=rf"'{default}' is listed.*{default}\.pt.*AECOMPRESS_WEIGHTS"):
+    file = zoo.entry(default)["file"]
+    with pytest.raises(zoo.ModelNotFound, match=rf"'{default}' is listed.*{file}.*AECOMPRESS_WEIGHTS"):
         zoo.load(default)
     zoo.load.cache_clear()
+
+
+def test_a_renamed_model_writes_its_new_name_and_decodes_files_with_its_old_one(tmp_path, monkeypatch):
+    """A manifest entry's aliases are earlier names of the same weights file: files that carry
+    one still decode, and new files carry the (shorter) name."""
+    weights = shutil.copy(GOLDEN / "tiny.pt", tmp_path / "tiny.pt")
+    old_name = zoo.load_file(weights).name
+    sha = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
+    manifest = {"default": "t-1", "models": [{"name": "t-1", "aliases": [old_name], "file": "tiny.pt",
+                                              "sha256": sha, "bytes": Path(weights).stat().st_size}]}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    pixels = smooth_image(40, 56)
+    made_before = aecompress.encode(pixels, 50, model=zoo.load_file(weights))
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
+    zoo.load.cache_clear()
+    try:
+        made_now = aecompress.encode(pixels, 50)
+        assert container.unpack(made_before).header.model == old_name
+        assert container.unpack(made_now).header.model == "t-1"
+        assert len(made_before) - len(made_now) == len(old_name) - len("t-1")  # the same payload
+        assert np.array_equal(np.asarray(aecompress.decode(made_before)), np.asarray(aecompress.decode(made_now)))
+        zoo.register(Path(weights), sha, weights_dir=tmp_path)  # re-registering the file keeps name and aliases
+        assert zoo.manifest(tmp_path)["models"] == [{**manifest["models"][0], "metadata": {}}]
+    finally:
+        zoo.load.cache_clear()
 
 
 def test_a_retired_model_names_its_successor_and_where_its_weights_are():
