@@ -3,6 +3,7 @@
 # (astronaut, chelsea, coffee, motorcycle_left, rocket), coded by aecompress and the Pillow codecs
 # in one run -> benchmarks/photos/ (results JSON, plots, report.md; README's section is Kodak's).
 #   bash benchmarks/run_photos.sh [--model NAME] [--threads 2]
+# Redraw plots and report from the existing JSON only: python -m aecompress.plot benchmarks/photos
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${VIRTUAL_ENV:-}" ] && [ -f .venv/bin/activate ]; then . .venv/bin/activate; fi
