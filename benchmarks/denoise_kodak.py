@@ -2,6 +2,7 @@
 
     python benchmarks/denoise_kodak.py                  # sigma 0 (clean), 15, 25, 50; all 24 images
     python benchmarks/denoise_kodak.py --images 2 --sigmas 25 --out /tmp/dn   # a smoke run
+    python benchmarks/denoise_kodak.py --render     # denoise.png, denoise.md, README again from the JSON
 
 Each Kodak image gets white Gaussian noise of standard deviation sigma (0..255 scale, a fixed
 seed per image and sigma), clipped and stored in 8 bits; sigma 0 is the clean set, where
@@ -154,7 +155,7 @@ def report(results: list[dict], figure: str) -> str:
         "# Denoising benchmark: noisy Kodak, PSNR against the clean originals",
         "",
         "Regenerate: `python benchmarks/denoise_kodak.py` (figures below come from "
-        "`results/denoise/*.json`, written by the same run).",
+        "`results/denoise/*.json`, written by the same run; `--render` redraws this page from them).",
         "",
         f"Model `{results[0]['model']}`; {len(results[0]['images'])} Kodak images with white Gaussian noise, "
         "clipped to 8 bits. Every pipeline is compared on its Pareto front (the settings no other setting "
@@ -225,6 +226,22 @@ def plot(results: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def load(out: Path) -> list[dict]:
+    """The results one run wrote under out/results/denoise, by rising sigma."""
+    files = sorted((out / "results" / "denoise").glob("sigma*.json"))
+    if not files:
+        raise SystemExit(f"{out}/results/denoise: no results (run this script without --render first)")
+    return sorted((json.loads(f.read_text()) for f in files), key=lambda r: r["sigma"])
+
+
+def render(results: list[dict], out: Path) -> None:
+    """denoise.png and denoise.md in out/, and README's section when out is benchmarks/."""
+    plot(results, out / "denoise.png")
+    (out / "denoise.md").write_text(report(results, "denoise.png"))
+    if out.resolve() == HERE:
+        replace_section(HERE.parent / "README.md", README_START, README_END, readme_section(results, "benchmarks"))
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(KODAK))
@@ -232,7 +249,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sigmas", default="0,15,25,50")
     ap.add_argument("--images", type=int, default=None, help="only the first N images")
     ap.add_argument("--out", default=str(HERE))
+    ap.add_argument("--render", action="store_true", help="only redraw the figure and reports from the JSON")
     args = ap.parse_args(argv)
+    if args.render:
+        return render(load(Path(args.out)), Path(args.out))
     model = zoo.load(args.model)
     files = sorted(p for p in Path(args.data).iterdir() if p.suffix.lower() == ".png")[: args.images]
     out = Path(args.out)
@@ -244,11 +264,7 @@ def main(argv: list[str] | None = None) -> None:
         r["model"] = f"{model.name} ({model.digest.hex()})"
         (out / "results" / "denoise" / f"sigma{sigma:g}.json").write_text(json.dumps(r, indent=1) + "\n")
         results.append(r)
-    plot(results, out / "denoise.png")
-    (out / "denoise.md").write_text(report(results, "denoise.png"))
-    readme = HERE.parent / "README.md"
-    if out.resolve() == HERE:
-        replace_section(readme, README_START, README_END, readme_section(results, "benchmarks"))
+    render(load(out), out)  # with the sigmas of earlier runs in out/, as --render draws them
     for r in results:
         _, bd = comparison(r)
         print(f"sigma {r['sigma']:g}: BD-rate of {OURS} vs " + ", ".join(

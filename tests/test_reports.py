@@ -1,11 +1,20 @@
 """The committed reports are what their one command writes from the committed JSON."""
 
+import importlib.util
 from pathlib import Path
 
 from aecompress import plot, report
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 README = BENCHMARKS.parent / "README.md"
+
+
+def script(name: str):
+    """A script of benchmarks/ as a module (the folder is no package); importing it runs nothing."""
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_kodak_report_and_readme_section_equal_what_the_json_gives(monkeypatch):
@@ -26,3 +35,12 @@ def test_photos_report_equals_what_the_json_gives(monkeypatch):
     r = plot.load(Path("benchmarks/photos"), Path("benchmarks/photos/results/skimage-photos"))
     figures = {"rd": "rd.png", "rd_msssim": "rd-msssim.png", "crops": "crops.png"}
     assert report.markdown(r, figures) == (BENCHMARKS / "photos" / "report.md").read_text()
+
+
+def test_denoise_report_and_readme_section_equal_what_the_json_gives():
+    """`python benchmarks/denoise_kodak.py --render` rewrites denoise.md and README's denoise section
+    from benchmarks/results/denoise/*.json."""
+    denoise = script("denoise_kodak")
+    results = denoise.load(BENCHMARKS)
+    assert denoise.report(results, "denoise.png") == (BENCHMARKS / "denoise.md").read_text()
+    assert denoise.readme_section(results, "benchmarks") in README.read_text()
