@@ -16,6 +16,7 @@ decode time of one image (the codec's budget is 0.35 s) and the training seconds
 
 Short runs measure how fast each variant learns, the regime our CPU budget lives in; a ranking
 after minutes need not hold after GPU-days. Writes results/efficiency.json and efficiency.md.
+Training and coding import torch where they run, so `--render` needs numpy alone.
 """
 
 from __future__ import annotations
@@ -27,38 +28,47 @@ import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
-from aecompress import bench, codec, metrics, zoo
-from aecompress.model import ModelConfig
-from aecompress.train import TrainConfig, evaluate, list_images, train
+from aecompress import metrics
+from aecompress.config import ModelConfig
+
+if TYPE_CHECKING:
+    from aecompress.train import TrainConfig
 
 HERE = Path(__file__).resolve().parent
 KODAK = HERE.parent.parent / "shared" / "data" / "kodak"
 QUALITIES = (10, 50, 90)
 
-BASELINE = TrainConfig(model=ModelConfig(N=64, M=128, lambda_min=0.0003, lambda_max=0.3),
-                       warmup=100, eval_every=0, checkpoint_minutes=1e9)
-VARIANTS = {  # name -> (what changes, TrainConfig)
-    "baseline": ("N=64, M=128, GDN, batch 8 of 128 px, lr 7e-4", BASELINE),
-    "N96": ("transforms 96 channels wide", replace(BASELINE, model=replace(BASELINE.model, N=96))),
-    "M192": ("latent y 192 channels", replace(BASELINE, model=replace(BASELINE.model, M=192))),
-    "simplified GDN": ("absolute values instead of the root of squares",
-                       replace(BASELINE, model=replace(BASELINE.model, simplified_gdn=True))),
-    "batch 16": ("16 crops per step", replace(BASELINE, batch=16)),
-    "crop 192": ("crops of 192 px, batch 4 (about the same pixels per step)",
-                 replace(BASELINE, crop=192, batch=4)),
-    "lr 1.4e-3": ("twice the peak learning rate", replace(BASELINE, lr=1.4e-3)),
+BASELINE_MODEL = {"N": 64, "M": 128, "lambda_min": 0.0003, "lambda_max": 0.3}
+BASELINE = {"warmup": 100, "eval_every": 0, "checkpoint_minutes": 1e9}
+VARIANTS = {  # name -> (what changes, TrainConfig fields, ModelConfig fields), each against the baseline
+    "baseline": ("N=64, M=128, GDN, batch 8 of 128 px, lr 7e-4", {}, {}),
+    "N96": ("transforms 96 channels wide", {}, {"N": 96}),
+    "M192": ("latent y 192 channels", {}, {"M": 192}),
+    "simplified GDN": ("absolute values instead of the root of squares", {}, {"simplified_gdn": True}),
+    "batch 16": ("16 crops per step", {"batch": 16}, {}),
+    "crop 192": ("crops of 192 px, batch 4 (about the same pixels per step)", {"crop": 192, "batch": 4}, {}),
+    "lr 1.4e-3": ("twice the peak learning rate", {"lr": 1.4e-3}, {}),
     "high-rate lambdas": ("quality axis sampled as u^0.5 (high qualities 3x as often as low)",
-                          replace(BASELINE, quality_power=0.5)),
+                          {"quality_power": 0.5}, {}),
 }
+
+
+def train_config(name: str) -> TrainConfig:
+    from aecompress.train import TrainConfig
+
+    _, fields, model = VARIANTS[name]
+    return TrainConfig(model=ModelConfig(**{**BASELINE_MODEL, **model}), **{**BASELINE, **fields})
 
 
 def seconds_per_step(cfg: TrainConfig, work: Path) -> float:
     """Measured, not estimated: the logged clock between steps 50 and 100 of a throwaway run."""
+    from aecompress.train import train
+
     probe = replace(cfg, out=str(work / "probe"), steps=101, finetune=0)
     train(probe, resume=False, progress=False)
     log = [json.loads(line) for line in (work / "probe" / "log.jsonl").read_text().splitlines()]
@@ -68,6 +78,8 @@ def seconds_per_step(cfg: TrainConfig, work: Path) -> float:
 
 
 def decode_seconds(model, rgb: np.ndarray) -> float:
+    from aecompress import bench, codec, zoo
+
     coding = zoo.freeze(model)
     data = codec.encode(rgb, 50, model=coding)
     return bench.timed(lambda d: codec.decode(d, model=coding), data, repeats=3)[1]
@@ -75,6 +87,8 @@ def decode_seconds(model, rgb: np.ndarray) -> float:
 
 def jpeg_curve(kodak: Path, n: int, work: Path) -> dict:
     """Pillow JPEG on the same images, through the benchmark's own sweep (real files)."""
+    from aecompress import bench
+
     jpeg = next(c for c in bench.pillow_codecs() if c.name == "jpeg")
     results = bench.sweep(jpeg, bench.load_images(kodak, n), work / "files", repeats=1).to_json()["results"]
     shutil.rmtree(work / "files")
@@ -82,6 +96,8 @@ def jpeg_curve(kodak: Path, n: int, work: Path) -> dict:
 
 
 def run_variant(cfg: TrainConfig, minutes: float, work: Path, files: list[Path]) -> dict:
+    from aecompress.train import evaluate, train
+
     step_s = seconds_per_step(cfg, work)
     steps = max(200, int(minutes * 60 / step_s))
     cfg = replace(cfg, out=str(work / "run"), steps=steps, finetune=steps // 20)
@@ -97,9 +113,9 @@ def run_variant(cfg: TrainConfig, minutes: float, work: Path, files: list[Path])
     }
 
 
-def table(results: dict, jpeg: dict) -> str:
+def table(results: dict, jpeg: dict, qualities: list[int]) -> str:
     base = results.get("baseline")
-    head = [f"q{q} bpp / dB" for q in QUALITIES]
+    head = [f"q{q} bpp / dB" for q in qualities]
     lines = ["| variant | change | s/step | steps | " + " | ".join(head)
              + " | BD-rate vs baseline | BD-rate vs JPEG | decode s |",
              "|---" * (len(head) + 7) + "|"]
@@ -129,6 +145,10 @@ def main() -> None:
     args = p.parse_args()
     if args.render:
         return render(args.out)
+    import torch
+
+    from aecompress.train import list_images
+
     names = [n for n in args.only.split(",") if n] or list(VARIANTS)
     if unknown := set(names) - set(VARIANTS):
         raise SystemExit(f"unknown variant(s): {', '.join(sorted(unknown))}")
@@ -143,9 +163,9 @@ def main() -> None:
             raise SystemExit("--add: the recorded study used other --minutes or --images")
         results = {k: v for k, v in kept["variants"].items() if k not in names}
     for name in names:
-        change, cfg = VARIANTS[name]
+        change = VARIANTS[name][0]
         print(f"{name}: {change}", flush=True)
-        results[name] = {"change": change, **run_variant(cfg, args.minutes, work, files)}
+        results[name] = {"change": change, **run_variant(train_config(name), args.minutes, work, files)}
         r = results[name]
         print(f"  {r['steps']} steps at {r['seconds_per_step']:.3f} s, "
               + ", ".join(f"q{q} {b:.3f} bpp {s:.2f} dB" for q, b, s in zip(QUALITIES, r["bpp"], r["psnr"])),
@@ -160,21 +180,26 @@ def main() -> None:
 
 
 def render(out: Path) -> None:
-    record = json.loads((out / "results" / "efficiency.json").read_text())
-    minutes, n = record["minutes_per_variant"], len(record["images"])
-    md = (f"# Efficiency study: what to train on our compute\n\n"
-          f"Generated by `python benchmarks/efficiency_study.py --minutes {minutes:g}` "
-          f"({record['machine']}). Every variant trains from scratch for {minutes:g} minutes "
-          f"of wall time on this machine (steps = budget / its measured s/step; the last 5% "
-          f"fine-tune the entropy path), then codes the first {n} Kodak images at "
-          f"q{', q'.join(map(str, QUALITIES))} into real files. BD-rates use these three points "
-          f"(negative: fewer bits at equal PSNR; n/a where the PSNR ranges do not overlap); JPEG "
-          f"is Pillow's, 4:2:0, on the same images. Decode: one image at q50, median of 3. One run "
-          f"per variant: differences of a few percent are within run-to-run noise, and a ranking "
-          f"after minutes of training need not hold after days.\n\n"
-          f"{table(record['variants'], record['jpeg'])}\n")
+    """efficiency.md from results/efficiency.json, nothing measured."""
+    md = markdown(json.loads((out / "results" / "efficiency.json").read_text()))
     (out / "efficiency.md").write_text(md)
     print(md)
+
+
+def markdown(record: dict) -> str:
+    minutes, n, qualities = record["minutes_per_variant"], len(record["images"]), record["qualities"]
+    return (f"# Efficiency study: what to train on our compute\n\n"
+            f"Generated by `python benchmarks/efficiency_study.py --minutes {minutes:g}` "
+            f"({record['machine']}). Every variant trains from scratch for {minutes:g} minutes "
+            f"of wall time on this machine (steps = budget / its measured s/step; the last 5% "
+            f"fine-tune the entropy path), then codes the first {n} Kodak images at "
+            f"q{', q'.join(map(str, qualities))} into real files. BD-rates use these three points "
+            f"(negative: fewer bits at equal PSNR; n/a where the PSNR ranges do not overlap); JPEG "
+            f"is Pillow's, 4:2:0, on the same images. Decode: one image at q50, median of 3. One run "
+            f"per variant: differences of a few percent are within run-to-run noise, and a ranking "
+            f"after minutes of training need not hold after days.\n\n"
+            f"{table(record['variants'], record['jpeg'], qualities)}\n")
+
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,7 @@
 """The committed reports are what their one command writes from the committed JSON."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 from aecompress import plot, report
@@ -44,3 +45,10 @@ def test_denoise_report_and_readme_section_equal_what_the_json_gives():
     results = denoise.load(BENCHMARKS)
     assert denoise.report(results, "denoise.png") == (BENCHMARKS / "denoise.md").read_text()
     assert denoise.readme_section(results, "benchmarks") in README.read_text()
+
+
+def test_efficiency_report_equals_what_the_json_gives():
+    """`python benchmarks/efficiency_study.py --render` rewrites efficiency.md from
+    benchmarks/results/efficiency.json."""
+    record = json.loads((BENCHMARKS / "results" / "efficiency.json").read_text())
+    assert script("efficiency_study").markdown(record) == (BENCHMARKS / "efficiency.md").read_text()
