@@ -100,7 +100,7 @@ def analyze(model: zoo.CodingModel, rgb: np.ndarray, quality: float, device="cpu
     z_hat = transforms.hyper_analysis(y.transpose(1, 2, 0))  # the search keeps z_hat and the hyperprior's tables
     index, mean_int = _hyper(model, z_hat, tuple(y.shape[-2:]))
     y = refine.refine(model, rgb, y, index, mean_int, quality, transforms.device, steps)
-    return _latents(model, y, z_hat, index, mean_int)
+    return quantize_with_tables(model, y, z_hat, index, mean_int)
 
 
 def quantize(model: zoo.CodingModel, y: np.ndarray, quality: float, device="cpu") -> Latents:
@@ -113,7 +113,7 @@ def quantize_scaled(model: zoo.CodingModel, y: np.ndarray, transforms) -> Latent
     """Latent y (M, h, w) already scaled by the quality's gain -> integer latents; y is left as it was."""
     z_hat = transforms.hyper_analysis(y.transpose(1, 2, 0))
     index, mean_int = _hyper(model, z_hat, tuple(y.shape[-2:]))
-    return _latents(model, y, z_hat, index, mean_int)
+    return quantize_with_tables(model, y, z_hat, index, mean_int)
 
 
 def _hyper(model: zoo.CodingModel, z_hat: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -132,10 +132,11 @@ def _symbols(y: np.ndarray, mean_int: np.ndarray, out: np.ndarray | None = None)
     return out
 
 
-def _latents(model: zoo.CodingModel, y: np.ndarray, z_hat: np.ndarray, index: np.ndarray,
-             mean_int: np.ndarray) -> Latents:
-    """Quantize y' with the hyperprior's index and mean, which the context model (if any)
-    then corrects in place, part by part, from the symbols of the parts before."""
+def quantize_with_tables(model: zoo.CodingModel, y: np.ndarray, z_hat: np.ndarray, index: np.ndarray,
+                         mean_int: np.ndarray) -> Latents:
+    """Latent y' (already scaled by the quality's gain) -> integer latents, with z_hat and the
+    hyperprior's index and mean given: the context model (if any) corrects those two in place,
+    part by part, from the symbols of the parts before."""
     y_symbols = _symbols(y, mean_int)
     if model.context is not None:
         for part in model.parts[1:]:

@@ -90,7 +90,7 @@ class _Runs:
             if key[1]:  # the context model corrects copies of the hyperprior's tables
                 plain = self.latents(q, False)
                 index, mean = plain.index.copy(), plain.mean_int.copy()
-                self.cache[key] = codec._latents(self.m, scaled, plain.z_hat, index, mean)
+                self.cache[key] = codec.quantize_with_tables(self.m, scaled, plain.z_hat, index, mean)
             else:
                 self.cache[key] = codec.quantize_scaled(self.plain, scaled, self.transforms)
         return self.cache[key]
