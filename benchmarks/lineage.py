@@ -56,8 +56,9 @@ def stage(previous: dict | None, model: dict) -> str:
     return "the same model, trained further"
 
 
-def main() -> None:
-    models = [m for m in json.loads(MANIFEST.read_text())["models"] if m.get("kodak")]
+def markdown(manifest: dict) -> str:
+    """lineage.md from the manifest (the config of a model it does not retire from its weights file)."""
+    models = [m for m in manifest["models"] if m.get("kodak")]
     models.sort(key=lambda m: m["metadata"]["hours"])
     lines = [
         "# Lineage of the shipped weights: Kodak BD-rate per CPU-hour",
@@ -83,8 +84,13 @@ def main() -> None:
         what = stage(config_of(previous) if previous else None, m)
         lines.append(f"| {m['name']} | {what} | {spent} | {bd:+.1f}% | {rate} |")
         previous = m
-    (HERE / "lineage.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines[-len(models):]))
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    text = markdown(json.loads(MANIFEST.read_text()))
+    (HERE / "lineage.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

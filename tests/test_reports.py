@@ -52,3 +52,9 @@ def test_efficiency_report_equals_what_the_json_gives():
     benchmarks/results/efficiency.json."""
     record = json.loads((BENCHMARKS / "results" / "efficiency.json").read_text())
     assert script("efficiency_study").markdown(record) == (BENCHMARKS / "efficiency.md").read_text()
+
+
+def test_lineage_equals_what_the_manifest_gives():
+    """`python benchmarks/lineage.py` rewrites lineage.md from weights/manifest.json."""
+    manifest = json.loads((README.parent / "weights" / "manifest.json").read_text())
+    assert script("lineage").markdown(manifest) == (BENCHMARKS / "lineage.md").read_text()
