@@ -178,6 +178,14 @@ def read_input(path: str) -> bytes:
         raise type(e)(f"cannot read {path}: {e.strerror}") from None
 
 
+def read_input_image(path: str, max_pixels: int = DEFAULT_MAX_PIXELS,
+                     notice: Callable[[str], None] = lambda s: None) -> tuple[bytes, Image.Image]:
+    """The bytes of a file (or of stdin for '-') and the image they hold: the bytes too, as
+    the commands report the input's size."""
+    raw = read_input(path)
+    return raw, read_image(raw, path, max_pixels, notice=notice)
+
+
 @dataclass(frozen=True)
 class Source:
     """An image ready for coding: RGB pixels, the mode to restore, alpha and ICC profile."""

@@ -8,7 +8,7 @@ import click
 
 from .. import container, files
 from ..config import DEFAULT_QUALITY
-from ..image import DEFAULT_OUTPUT_QUALITY, LOSSY, format_for, image_bytes, read_image, read_input
+from ..image import DEFAULT_OUTPUT_QUALITY, LOSSY, format_for, image_bytes, read_input, read_input_image
 
 POSITIVE = click.FloatRange(0, min_open=True)
 RAY = click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None, metavar="[ADDRESS]",
@@ -92,8 +92,7 @@ def encode(inputs, output, quality, target_bpp, target_size, target_psnr, effort
     def one(pair: tuple[str, str]) -> files.Done:
         src, dst = pair
         start = time.perf_counter()
-        raw = read_input(src)
-        image = read_image(raw, src, max_pixels, notice=notice)
+        raw, image = read_input_image(src, max_pixels, notice)
         if strip:
             image.info.pop("icc_profile", None)
             image.info.pop("exif", None)
@@ -213,8 +212,7 @@ def denoise(inputs, output, level, quality, out_dir, jobs, max_pixels, model, de
     def one(pair: tuple[str, str]) -> files.Done:
         src, dst = pair
         start = time.perf_counter()
-        raw = read_input(src)
-        image = read_image(raw, src, max_pixels, notice=notice)
+        raw, image = read_input_image(src, max_pixels, notice)
         removed = codec.noise_level(m, codec.prepare(image).rgb, level)
         if removed:
             clean = codec.decode(codec.encode(image, quality, model=m, device=device, denoise=removed),

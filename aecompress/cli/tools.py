@@ -8,7 +8,7 @@ import click
 
 from .. import files
 from ..config import DEFAULT_QUALITY
-from ..image import read_image, read_input
+from ..image import read_input_image
 from .code import POSITIVE
 
 
@@ -232,8 +232,7 @@ def compare(input, output, quality, size, bpp, max_pixels, model, force, quiet):
     def one(pair: tuple[str, str]) -> files.Done:
         src, dst = pair
         start = time.perf_counter()
-        raw = read_input(src)
-        image = read_image(raw, src, max_pixels, notice=notice)
+        raw, image = read_input_image(src, max_pixels, notice)
         if "A" in image.mode:
             notice(f"{src}: the page compares RGB: transparency dropped")
         page = comparison.build(image, "stdin" if src == "-" else Path(src).name, len(raw), m,
