@@ -58,3 +58,13 @@ def test_lineage_equals_what_the_manifest_gives():
     """`python benchmarks/lineage.py` rewrites lineage.md from weights/manifest.json."""
     manifest = json.loads((README.parent / "weights" / "manifest.json").read_text())
     assert script("lineage").markdown(manifest) == (BENCHMARKS / "lineage.md").read_text()
+
+
+def test_training_curves_equal_what_their_records_give():
+    """`python benchmarks/training_curve.py --render` rewrites every training/NAME.md from
+    NAME.jsonl (the run's evaluations) and NAME.json (its config, note and step offset)."""
+    curve = script("training_curve")
+    pages = sorted((BENCHMARKS / "training").glob("*.md"))
+    assert pages and {p.stem for p in pages} == {p.stem for p in (BENCHMARKS / "training").glob("*.jsonl")}
+    for page in pages:
+        assert curve.markdown(page.stem, *curve.load(page.stem)) == page.read_text(), page.name
