@@ -68,3 +68,10 @@ def test_training_curves_equal_what_their_records_give():
     assert pages and {p.stem for p in pages} == {p.stem for p in (BENCHMARKS / "training").glob("*.jsonl")}
     for page in pages:
         assert curve.markdown(page.stem, *curve.load(page.stem)) == page.read_text(), page.name
+
+
+def test_train_speed_report_equals_what_the_json_gives():
+    """`python benchmarks/train_speed.py --render` rewrites train_speed.md from
+    benchmarks/results/train_speed.json."""
+    record = json.loads((BENCHMARKS / "results" / "train_speed.json").read_text())
+    assert script("train_speed").markdown(record) == (BENCHMARKS / "train_speed.md").read_text()
