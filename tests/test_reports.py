@@ -75,3 +75,9 @@ def test_train_speed_report_equals_what_the_json_gives():
     benchmarks/results/train_speed.json."""
     record = json.loads((BENCHMARKS / "results" / "train_speed.json").read_text())
     assert script("train_speed").markdown(record) == (BENCHMARKS / "train_speed.md").read_text()
+
+
+def test_startup_report_equals_what_the_json_gives():
+    """`python benchmarks/startup.py` rewrites startup.md from benchmarks/results/startup.json."""
+    record = json.loads((BENCHMARKS / "results" / "startup.json").read_text())
+    assert script("startup").markdown(record) == (BENCHMARKS / "startup.md").read_text()
