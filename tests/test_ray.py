@@ -28,6 +28,7 @@ from PIL import Image
 import aecompress.ray
 from aecompress import codec, container
 from aecompress.cli import main
+from aecompress.ray_job import list_inputs, read_manifest
 
 from conftest import smooth_image
 
@@ -250,14 +251,14 @@ def test_inputs_are_listed_from_folders_globs_and_urls_with_their_layout(tmp_pat
     for name in ("a.png", "sub/b.jpg", "sub/deep/c.png", ".hidden/d.png", "notes.txt", "out/e.png"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
-    listed = aecompress.ray.list_inputs([str(tmp_path)], {".png", ".jpg"}, skip=str(tmp_path / "out"))
+    listed = list_inputs([str(tmp_path)], {".png", ".jpg"}, skip=str(tmp_path / "out"))
     assert [r for _, r in listed] == ["a.png", "sub/b.jpg", "sub/deep/c.png"]
     assert [p for p, _ in listed][0] == str(tmp_path / "a.png")  # absolute: workers have other working folders
-    assert aecompress.ray.list_inputs([f"file://{tmp_path}/sub/*/*.png"], set()) == [
+    assert list_inputs([f"file://{tmp_path}/sub/*/*.png"], set()) == [
         (str(tmp_path / "sub/deep/c.png"), "deep/c.png")]
-    assert aecompress.ray.list_inputs([str(tmp_path / "sub/b.jpg")], set()) == [(str(tmp_path / "sub/b.jpg"), "b.jpg")]
+    assert list_inputs([str(tmp_path / "sub/b.jpg")], set()) == [(str(tmp_path / "sub/b.jpg"), "b.jpg")]
     with pytest.raises(FileNotFoundError, match="no such file"):
-        aecompress.ray.list_inputs([str(tmp_path / "none")], set())
+        list_inputs([str(tmp_path / "none")], set())
 
 
 def test_a_stopped_jobs_journal_counts_as_done_and_its_cut_line_is_ignored(tmp_path):
@@ -266,4 +267,4 @@ def test_a_stopped_jobs_journal_counts_as_done_and_its_cut_line_is_ignored(tmp_p
     (tmp_path / ".aecompress-tmp").mkdir()
     (tmp_path / ".aecompress-tmp" / "journal.jsonl").write_text(
         json.dumps(row | {"path": "/a", "output": "a.aec"}) + "\n" + json.dumps(row | {"path": "/b"})[:20])
-    assert aecompress.ray.read_manifest(tmp_path) == {"/a": row | {"path": "/a", "output": "a.aec"}}
+    assert read_manifest(tmp_path) == {"/a": row | {"path": "/a", "output": "a.aec"}}

@@ -74,9 +74,9 @@ def encode(inputs, output, quality, target_bpp, target_size, target_psnr, effort
     if denoise and target_psnr:
         raise click.UsageError("--target-psnr measures against the noisy input: use it without --denoise")
     if ray_address:
-        from .. import ray as cluster
+        from .. import ray_job
 
-        return cluster.run("encode", inputs, out_dir, ray_address, output=output, jobs=jobs, force=force,
+        return ray_job.run("encode", inputs, out_dir, ray_address, output=output, jobs=jobs, force=force,
                            quiet=quiet, max_pixels=max_pixels, model=model, device=device, quality=quality,
                            target=targets[0] if targets else None, effort=effort, denoise=denoise, strip=strip,
                            verify=verify)
@@ -159,9 +159,9 @@ def decode(inputs, output, quality, out_dir, jobs, max_pixels, model, device, fo
     if quality is not None and fmt not in LOSSY:
         raise click.UsageError(f"-q sets the quality of JPEG, WebP and AVIF outputs, not of {fmt}")
     if ray_address:
-        from .. import ray as cluster
+        from .. import ray_job
 
-        return cluster.run("decode", inputs, out_dir, ray_address, output=output, jobs=jobs, force=force,
+        return ray_job.run("decode", inputs, out_dir, ray_address, output=output, jobs=jobs, force=force,
                            quiet=quiet, max_pixels=max_pixels, model=model, device=device)
     pairs = files.plan(inputs, output, out_dir, force, lambda p: p.with_suffix(".png").name)
 
