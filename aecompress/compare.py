@@ -2,7 +2,7 @@
 
     photo --aecompress (-q, or --size/--bpp by rate control)--> N bytes
           --JPEG, WebP, AVIF: each the highest quality whose file fits N bytes--> decoded pixels
-          --PNG data URIs + stats--> compare.html (compare_page.py: the HTML, CSS and JS)
+          --PNG data URIs + stats--> compare.html (compare_page.py, .html, .css and .js)
 
 Every picture on the page is a lossless PNG of pixels a decoder gave (or of the original). An
 image of at most LARGE pixels is embedded whole. A larger one is embedded twice over, so that a

@@ -29,6 +29,13 @@ def test_the_wheel_carries_the_manifests_default_model():
     assert sorted(shipped["aecompress.weights"]) == sorted(["manifest.json", default])
 
 
+def test_the_wheel_carries_every_file_of_the_comparison_page():
+    tomllib = pytest.importorskip("tomllib")
+    shipped = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    page = [p.name for p in (REPO / "aecompress").glob("compare_page.*") if p.suffix != ".py"]
+    assert page and sorted(shipped["aecompress"]) == sorted(page)
+
+
 def test_weights_are_found_through_the_package_or_the_environment(tmp_path):
     assert zoo.WEIGHTS_DIR == REPO / "weights"  # an editable install maps aecompress.weights onto weights/
     code = "from aecompress import zoo; print(zoo.WEIGHTS_DIR)"
