@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from aecompress import zoo
-from aecompress.model import HyperpriorModel, ModelConfig
+from aecompress import codec, zoo
+from aecompress.model import HyperpriorModel, ModelConfig, lambda_at, quality_to_t
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -68,6 +68,15 @@ def golden_model_for(name: str) -> zoo.CodingModel:
     model = next((m for prefix, m in GOLDEN_MODELS["by_prefix"].items() if name.startswith(prefix)),
                  GOLDEN_MODELS["default"])
     return zoo.load(str(GOLDEN / model))
+
+
+def rd_cost(model: zoo.CodingModel, rgb: np.ndarray, data: bytes, quality: float) -> float:
+    """lambda * 255^2 * MSE + bpp of a real file: what the encoder search (--effort) lowers."""
+    back = np.asarray(codec.decode(data, model=model))
+    assert back.shape == rgb.shape
+    mse = np.mean((back.astype(np.float64) - rgb) ** 2) / 255**2
+    lam = float(lambda_at(model.config, torch.tensor(quality_to_t(quality))))
+    return lam * 255**2 * mse + len(data) * 8 / (rgb.shape[0] * rgb.shape[1])
 
 
 def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:
