@@ -113,9 +113,13 @@ def render(out: str | Path = "benchmarks", results: str | Path | None = None) ->
                "crops": crops_figure(r, out / "crops.png")}
     text = report.markdown(r, {k: v.name for k, v in figures.items() if v})
     (out / "report.md").write_text(text)
-    readme = out.resolve().parent / "README.md"
-    if readme.exists():
-        report.update_readme(readme, r, out.resolve().relative_to(readme.parent))
+    readme = next((d / "README.md" for d in out.resolve().parents if (d / "README.md").exists()), None)
+    if readme is not None:
+        rel = out.resolve().relative_to(readme.parent)
+        if readme.parent == out.resolve().parent:  # benchmarks/: the Kodak headline
+            report.update_readme(readme, r, rel)
+        else:  # a second set (benchmarks/photos/): its own markers, where the README has them
+            report.replace_section(readme, *report.set_markers(r), report.set_section(r, rel))
     return out / "report.md"
 
 

@@ -263,6 +263,35 @@ def readme_section(r, rel: Path) -> str:
         *curves, speed_table(r), END])
 
 
+def set_markers(r) -> tuple[str, str]:
+    """README markers of the headline of a result set other than Kodak's, e.g. skimage-photos."""
+    return (f"<!-- {r.name}:start (generated from its results by python -m aecompress.plot; do not edit) -->",
+            f"<!-- {r.name}:end -->")
+
+
+def set_section(r, rel: Path) -> str:
+    """A second set's headline: each codec's BD-rate against JPEG, where each reaches 32/34/36 dB,
+    and aecompress's top quality."""
+    jpeg = r.codecs.get("jpeg", {}).get("results")
+    rows = []
+    for name in ["aecompress", *_searched(r), "jpeg", "webp", "avif", "jpeg2000"]:
+        if name in r.codecs:
+            res = r.codecs[name]["results"]
+            bd = "-" if name == "jpeg" else _pct(_bd(jpeg, res)) if jpeg else "n/a"
+            rows.append([codec_label(name), bd] + [_f(bpp_at_psnr(res["bpp"], res["psnr-rgb"], db))
+                                                   for db in TARGETS_DB])
+    ours = r.codecs["aecompress"]["results"]
+    top = int(np.argmax(ours["quality"]))
+    run = r.extras.get("run", {})
+    start, end = set_markers(r)
+    return "\n\n".join([
+        start, f"{r.name} ({run.get('images', '?')} images), model `{run.get('model', '?')}`, measured "
+        f"{run.get('date', '?')} ([report]({rel.as_posix()}/report.md)); n/a: the curve never reaches that PSNR.",
+        _table(["codec", "BD-rate vs JPEG"] + [f"bpp @ {db:g} dB" for db in TARGETS_DB], rows),
+        f"aecompress at its top quality ({ours['quality'][top]:g}): {ours['bpp'][top]:.3f} bpp, "
+        f"{ours['psnr-rgb'][top]:.2f} dB.", end])
+
+
 def replace_section(readme: Path, start: str, end: str, text: str) -> bool:
     """Replace what lies between two marker lines (inclusive) with text, which carries the markers;
     a README without them is left alone."""

@@ -30,12 +30,13 @@ def test_kodak_report_and_readme_section_equal_what_the_json_gives(monkeypatch):
 
 
 def test_photos_report_equals_what_the_json_gives(monkeypatch):
-    """`python -m aecompress.plot benchmarks/photos` redraws photos/report.md from
-    benchmarks/photos/results/skimage-photos."""
+    """`python -m aecompress.plot benchmarks/photos` redraws photos/report.md and README's section
+    on the set from benchmarks/photos/results/skimage-photos."""
     monkeypatch.chdir(README.parent)
     r = plot.load(Path("benchmarks/photos"), Path("benchmarks/photos/results/skimage-photos"))
     figures = {"rd": "rd.png", "rd_msssim": "rd-msssim.png", "crops": "crops.png"}
     assert report.markdown(r, figures) == (BENCHMARKS / "photos" / "report.md").read_text()
+    assert report.set_section(r, Path("benchmarks/photos")) in README.read_text()
 
 
 def test_denoise_report_and_readme_section_equal_what_the_json_gives():
