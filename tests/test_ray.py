@@ -146,6 +146,7 @@ def manifest(out: Path) -> dict[str, dict]:
     return {Path(row["path"]).name: row for row in map(json.loads, (out / "manifest.jsonl").read_text().splitlines())}
 
 
+@pytest.mark.cluster
 def test_cluster_encode_is_byte_identical_survives_a_killed_worker_and_resumes(cluster, tmp_path):
     src, out, ref = tmp_path / "in", tmp_path / "out", tmp_path / "local"
     src.mkdir()
@@ -200,6 +201,7 @@ def test_cluster_encode_is_byte_identical_survives_a_killed_worker_and_resumes(c
     assert Image.open(back / "sub/alpha.png").mode == "RGBA" and Image.open(back / "gray.png").mode == "L"
 
 
+@pytest.mark.cluster
 def test_map_batches_with_the_encoder_class_on_the_cluster(cluster, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
