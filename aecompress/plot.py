@@ -104,7 +104,7 @@ def crops_figure(r: Results, path: Path) -> Path | None:
 
 def render(out: str | Path = "benchmarks", results: str | Path | None = None) -> Path:
     """Draw rd.png, rd-msssim.png, crops.png and report.md in out/; refresh README's section."""
-    from . import report
+    from . import headline, report
 
     out = Path(out)
     results = Path(results) if results else _only_results(out)
@@ -117,9 +117,9 @@ def render(out: str | Path = "benchmarks", results: str | Path | None = None) ->
     if readme is not None:
         rel = out.resolve().relative_to(readme.parent)
         if readme.parent == out.resolve().parent:  # benchmarks/: the Kodak headline
-            report.update_readme(readme, r, rel)
+            headline.update_readme(readme, r, rel)
         else:  # a second set (benchmarks/photos/): its own markers, where the README has them
-            report.replace_section(readme, *report.set_markers(r), report.set_section(r, rel))
+            headline.replace_section(readme, *headline.set_markers(r), headline.set_section(r, rel))
     return out / "report.md"
 
 

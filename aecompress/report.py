@@ -1,4 +1,4 @@
-"""The markdown report and README's benchmark section, built from the loaded JSON (plot.Results).
+"""The markdown report, built from the loaded JSON (plot.Results); README's sections: headline.py.
 
 Every figure printed here is read from the result files or computed from them (BD-rates, bpp at
 a PSNR); nothing is typed in by hand, so the README and report always equal the JSON.
@@ -7,35 +7,32 @@ a PSNR); nothing is typed in by hand, so the README and report always equal the 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 
 from .metrics import bd_rate, bpp_at_psnr
 
 TARGETS_DB = (32.0, 34.0, 36.0)
-START = "<!-- benchmarks:start (generated from benchmarks/results by aecompress bench; do not edit) -->"
-END = "<!-- benchmarks:end -->"
 
 
 # The published curves drawn on the Kodak plot
 PUBLISHED_ON_PLOT = ("bpg444", "vtm", "av1", "bmshj2018-hyperprior", "mbt2018-mean", "cheng2020-anchor")
 
 
-def _f(v: float | None, fmt: str = ".3f", none: str = "n/a") -> str:
+def num(v: float | None, fmt: str = ".3f", none: str = "n/a") -> str:
     return none if v is None else format(v, fmt)
 
 
-def _pct(v: float | None) -> str:
+def pct(v: float | None) -> str:
     return "n/a (no overlap)" if v is None else f"{v:+.1f}%"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def _bd(anchor: dict, test: dict) -> float | None:
+def bd_of(anchor: dict, test: dict) -> float | None:
     return bd_rate(anchor["bpp"], anchor["psnr-rgb"], test["bpp"], test["psnr-rgb"])
 
 
@@ -47,7 +44,7 @@ def rd_table(r) -> str:
             rows.append([name, f"{q:g}", f"{res['bpp'][i]:.4f}", f"{res['psnr-rgb'][i]:.2f}",
                          f"{res['ms-ssim-rgb'][i]:.4f}", f"{res['encoding_time'][i] * 1000:.0f}",
                          f"{res['decoding_time'][i] * 1000:.0f}"])
-    return _table(["codec", "setting", "bpp", "PSNR-RGB dB", "MS-SSIM", "encode ms", "decode ms"], rows)
+    return table(["codec", "setting", "bpp", "PSNR-RGB dB", "MS-SSIM", "encode ms", "decode ms"], rows)
 
 
 def _log_bpp_curve(res: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -67,8 +64,8 @@ def jpeg_at_equal_bpp_table(r, name: str = "aecompress") -> str:
     for q, b, p in zip(ours["quality"], ours["bpp"], ours["psnr-rgb"]):
         inside = jb[0] <= np.log(b) <= jb[-1]
         j = float(np.interp(np.log(b), jb, jp)) if inside else None
-        rows.append([f"{q:g}", f"{b:.4f}", f"{p:.2f}", _f(j, ".2f"), _f(None if j is None else p - j, "+.2f")])
-    return _table(["quality", "bpp", "PSNR-RGB dB", "JPEG PSNR at this bpp", "difference dB"], rows)
+        rows.append([f"{q:g}", f"{b:.4f}", f"{p:.2f}", num(j, ".2f"), num(None if j is None else p - j, "+.2f")])
+    return table(["quality", "bpp", "PSNR-RGB dB", "JPEG PSNR at this bpp", "difference dB"], rows)
 
 
 def ahead_of_jpeg(r, name: str = "aecompress") -> list[tuple[float, float]]:
@@ -114,10 +111,10 @@ def bd_table(r) -> str:
     rows = []
     for name, d in r.codecs.items():
         res = d["results"]
-        at = [_f(bpp_at_psnr(res["bpp"], res["psnr-rgb"], t)) for t in TARGETS_DB]
-        vs_ours = "-" if name == "aecompress" else _pct(_bd(res, ours)) if ours else "n/a"
-        rows.append([name, "-" if name == "jpeg" else _pct(_bd(jpeg, res)) if jpeg else "n/a", vs_ours, *at])
-    return _table(["codec (measured)", "BD-rate vs JPEG", "aecompress vs it"]
+        at = [num(bpp_at_psnr(res["bpp"], res["psnr-rgb"], t)) for t in TARGETS_DB]
+        vs_ours = "-" if name == "aecompress" else pct(bd_of(res, ours)) if ours else "n/a"
+        rows.append([name, "-" if name == "jpeg" else pct(bd_of(jpeg, res)) if jpeg else "n/a", vs_ours, *at])
+    return table(["codec (measured)", "BD-rate vs JPEG", "aecompress vs it"]
                   + [f"bpp @ {t:g} dB" for t in TARGETS_DB], rows)
 
 
@@ -129,10 +126,10 @@ def published_table(r) -> str:
     for key in ("jpeg",) + tuple(k for k in _published_keys(r) if k != "jpeg"):
         p = r.published[key]
         curve = {"bpp": p["bpp"], "psnr-rgb": p["psnr"]}
-        at = [_f(bpp_at_psnr(p["bpp"], p["psnr"], t)) for t in TARGETS_DB]
-        rows.append([key, _pct(_bd(pub_jpeg, curve)) if pub_jpeg else "n/a",
-                     _pct(_bd(curve, ours)) if ours else "n/a", *at, p.get("source", "")[:80]])
-    return _table(["system (published)", "BD-rate vs published JPEG", "aecompress (measured) vs it"]
+        at = [num(bpp_at_psnr(p["bpp"], p["psnr"], t)) for t in TARGETS_DB]
+        rows.append([key, pct(bd_of(pub_jpeg, curve)) if pub_jpeg else "n/a",
+                     pct(bd_of(curve, ours)) if ours else "n/a", *at, p.get("source", "")[:80]])
+    return table(["system (published)", "BD-rate vs published JPEG", "aecompress (measured) vs it"]
                   + [f"bpp @ {t:g} dB" for t in TARGETS_DB] + ["source"], rows)
 
 
@@ -160,18 +157,18 @@ def speed_table(r) -> str:
                          f"{ca['image']}, mean over its qualities"])
     elif ca:
         rows.append([ca["name"], "-", "-", f"not run: {ca.get('reason', '?')}"])
-    return _table(["codec", "encode s/image", "decode s/image", "what"], rows)
+    return table(["codec", "encode s/image", "decode s/image", "what"], rows)
 
 
 def memory_table(r) -> str:
     m = r.extras.get("memory")
     if not m:
         return "_not measured in this run (`--quick` skips it)_"
-    row = lambda k: [k, _f(m[k].get("max_rss_mb"), ".0f"), _f(m[k].get("seconds"), ".1f"),
+    row = lambda k: [k, num(m[k].get("max_rss_mb"), ".0f"), num(m[k].get("seconds"), ".1f"),
                      "ok" if m[k].get("ok") else f"failed: {m[k].get('error')}"]
     return (f"{m['image']} ({m['pixels'] / 1e6:.1f} MP), {m['threads']} thread(s), address space "
             f"limited to {m['limit_gb']:g} GB:\n\n"
-            + _table(["command", "peak RSS MB", "seconds", "result"], [row("encode"), row("decode")]))
+            + table(["command", "peak RSS MB", "seconds", "result"], [row("encode"), row("decode")]))
 
 
 def sparsity_table(r) -> str:
@@ -180,10 +177,10 @@ def sparsity_table(r) -> str:
         return "_no sparsity data_"
     res = s["results"]
     bpp = dict(zip(ours["results"]["quality"], ours["results"]["bpp"])) if ours else {}
-    rows = [[f"{q:g}", _f(bpp.get(q), ".4f"), f"{100 * z:.1f}%", f"{nz:.1f} / {res['channels']}",
+    rows = [[f"{q:g}", num(bpp.get(q), ".4f"), f"{100 * z:.1f}%", f"{nz:.1f} / {res['channels']}",
              f"{c99:.1f} / {res['channels']}"]
             for q, z, nz, c99 in zip(res["quality"], res["zero_share"], res["nonzero_channels"], res["channels_99"])]
-    return _table(["quality", "bpp", "zero symbols", "channels with any non-zero", "channels for 99% of y bits"], rows)
+    return table(["quality", "bpp", "zero symbols", "channels with any non-zero", "channels for 99% of y bits"], rows)
 
 
 def markdown(r, figures: dict[str, str]) -> str:
@@ -201,7 +198,7 @@ def markdown(r, figures: dict[str, str]) -> str:
         "## BD-rate (PSNR-RGB, pchip in log-rate, overlapping range) and bpp at equal PSNR", bd_table(r),
         "## aecompress against JPEG at the same bitrate", against_jpeg(r),
     ]
-    for name in _searched(r):
+    for name in searched_curves(r):
         parts += [f"### {codec_label(name)} against JPEG at the same bitrate", against_jpeg(r, name)]
     if _published_keys(r):
         parts += ["### Published figures (dashed on the plot)", published_table(r)]
@@ -231,7 +228,7 @@ def compare_links(r) -> str:
     return "\n".join(lines)
 
 
-def _searched(r) -> list[str]:
+def searched_curves(r) -> list[str]:
     """The slower aecompress curves (encode --effort N), named aecompress-eN."""
     return [n for n in r.codecs if re.fullmatch(r"aecompress-e\d", n)]
 
@@ -239,69 +236,3 @@ def _searched(r) -> list[str]:
 def codec_label(name: str) -> str:
     """How a result file's codec is named to readers: aecompress-e2 -> aecompress --effort 2."""
     return f"aecompress --effort {name[-1]}" if re.fullmatch(r"aecompress-e\d", name) else name
-
-
-def readme_section(r, rel: Path) -> str:
-    """A short headline: BD-rates against JPEG, bpp at 30/32/34 dB, each aecompress curve beside
-    JPEG, and speed, with the plot."""
-    levels = (30.0, 32.0, 34.0)
-    jpeg = r.codecs.get("jpeg", {}).get("results")
-    rows = []
-    for name in ["aecompress", *_searched(r), "jpeg", "webp", "avif", "jpeg2000"]:
-        if name in r.codecs:
-            res = r.codecs[name]["results"]
-            bd = "-" if name == "jpeg" else _pct(_bd(jpeg, res)) if jpeg else "n/a"
-            rows.append([codec_label(name), bd] + [_f(bpp_at_psnr(res["bpp"], res["psnr-rgb"], db)) for db in levels])
-    run = r.extras.get("run", {})
-    curves = [f"**{codec_label(n)}** against JPEG at the same bitrate:\n\n{against_jpeg(r, n)}"
-              for n in ["aecompress", *_searched(r)] if n in r.codecs]
-    return "\n\n".join([
-        START, f"Kodak ({run.get('images', '?')} images), model `{run.get('model', '?')}`, measured "
-        f"{run.get('date', '?')}; full tables in [{rel.as_posix()}/report.md]({rel.as_posix()}/report.md).",
-        f"![rate-distortion]({rel.as_posix()}/rd.png)",
-        _table(["codec", "BD-rate vs JPEG (negative: fewer bits)"] + [f"bpp @ {db:g} dB" for db in levels], rows),
-        *curves, speed_table(r), END])
-
-
-def set_markers(r) -> tuple[str, str]:
-    """README markers of the headline of a result set other than Kodak's, e.g. skimage-photos."""
-    return (f"<!-- {r.name}:start (generated from its results by python -m aecompress.plot; do not edit) -->",
-            f"<!-- {r.name}:end -->")
-
-
-def set_section(r, rel: Path) -> str:
-    """A second set's headline: each codec's BD-rate against JPEG, where each reaches 32/34/36 dB,
-    and aecompress's top quality."""
-    jpeg = r.codecs.get("jpeg", {}).get("results")
-    rows = []
-    for name in ["aecompress", *_searched(r), "jpeg", "webp", "avif", "jpeg2000"]:
-        if name in r.codecs:
-            res = r.codecs[name]["results"]
-            bd = "-" if name == "jpeg" else _pct(_bd(jpeg, res)) if jpeg else "n/a"
-            rows.append([codec_label(name), bd] + [_f(bpp_at_psnr(res["bpp"], res["psnr-rgb"], db))
-                                                   for db in TARGETS_DB])
-    ours = r.codecs["aecompress"]["results"]
-    top = int(np.argmax(ours["quality"]))
-    run = r.extras.get("run", {})
-    start, end = set_markers(r)
-    return "\n\n".join([
-        start, f"{r.name} ({run.get('images', '?')} images), model `{run.get('model', '?')}`, measured "
-        f"{run.get('date', '?')} ([report]({rel.as_posix()}/report.md)); n/a: the curve never reaches that PSNR.",
-        _table(["codec", "BD-rate vs JPEG"] + [f"bpp @ {db:g} dB" for db in TARGETS_DB], rows),
-        f"aecompress at its top quality ({ours['quality'][top]:g}): {ours['bpp'][top]:.3f} bpp, "
-        f"{ours['psnr-rgb'][top]:.2f} dB.", end])
-
-
-def replace_section(readme: Path, start: str, end: str, text: str) -> bool:
-    """Replace what lies between two marker lines (inclusive) with text, which carries the markers;
-    a README without them is left alone."""
-    content = readme.read_text()
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    if not pattern.search(content):
-        return False
-    readme.write_text(pattern.sub(lambda _: text, content))
-    return True
-
-
-def update_readme(readme: Path, r, rel: Path) -> bool:
-    return replace_section(readme, START, END, readme_section(r, rel))

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from aecompress import codec, metrics, zoo
-from aecompress.report import replace_section
+from aecompress.headline import replace_section
 
 HERE = Path(__file__).resolve().parent
 KODAK = HERE.parent.parent / "shared" / "data" / "kodak"

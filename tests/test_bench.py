@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from aecompress import bench, codec, metrics, plot, report, sparsity, zoo
+from aecompress import bench, codec, headline, metrics, plot, report, sparsity, zoo
 from aecompress.cli import main
 
 from conftest import TINY_MODEL as MODEL
@@ -129,7 +129,7 @@ def test_committed_readme_figures_are_those_of_the_committed_json():
     """README's generated section and the weights manifest hold what benchmarks/results says."""
     root = Path(__file__).resolve().parent.parent
     r = plot.load(root / "benchmarks", root / "benchmarks" / "results" / "kodak")
-    section = report.readme_section(r, Path("benchmarks"))
+    section = headline.readme_section(r, Path("benchmarks"))
     assert section in (root / "README.md").read_text()
     ours = r.codecs["aecompress"]["results"]
     entry = zoo.entry(r.extras["run"]["model"])

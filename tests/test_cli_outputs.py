@@ -138,12 +138,12 @@ def test_write_errors_name_the_path_not_the_temporary_file():
 def test_bench_writes_committed_results_only_when_asked(tmp_path, monkeypatch):
     import tempfile
 
-    from aecompress import report
+    from aecompress import headline
 
     root = tmp_path / "repo"
     (root / "set").mkdir(parents=True)
     (root / "benchmarks").mkdir()
-    readme = f"intro\n{report.START}\nold\n{report.END}\n"
+    readme = f"intro\n{headline.START}\nold\n{headline.END}\n"
     (root / "README.md").write_text(readme)
     for i in range(2):
         Image.fromarray(smooth_image(176, 192, seed=i)).save(root / "set" / f"img{i}.png")

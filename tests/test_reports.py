@@ -4,7 +4,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from aecompress import plot, report
+from aecompress import headline, plot, report
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 README = BENCHMARKS.parent / "README.md"
@@ -25,7 +25,7 @@ def test_kodak_report_and_readme_section_equal_what_the_json_gives(monkeypatch):
     r = plot.load(Path("benchmarks"), Path("benchmarks/results/kodak"))
     figures = {"rd": "rd.png", "rd_msssim": "rd-msssim.png", "crops": "crops.png"}
     assert report.markdown(r, figures) == (BENCHMARKS / "report.md").read_text()
-    section = report.readme_section(r, Path("benchmarks"))
+    section = headline.readme_section(r, Path("benchmarks"))
     assert section in README.read_text()
 
 
@@ -36,7 +36,7 @@ def test_photos_report_equals_what_the_json_gives(monkeypatch):
     r = plot.load(Path("benchmarks/photos"), Path("benchmarks/photos/results/skimage-photos"))
     figures = {"rd": "rd.png", "rd_msssim": "rd-msssim.png", "crops": "crops.png"}
     assert report.markdown(r, figures) == (BENCHMARKS / "photos" / "report.md").read_text()
-    assert report.set_section(r, Path("benchmarks/photos")) in README.read_text()
+    assert headline.set_section(r, Path("benchmarks/photos")) in README.read_text()
 
 
 def test_denoise_report_and_readme_section_equal_what_the_json_gives():
