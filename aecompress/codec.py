@@ -109,15 +109,18 @@ def quantize(model: zoo.CodingModel, y: np.ndarray, quality: float, device="cpu"
     return quantize_scaled(model, y * transforms.gain(quality_to_t(quality))[:, None, None], transforms)
 
 
-def quantize_scaled(model: zoo.CodingModel, y: np.ndarray, transforms) -> Latents:
-    """Latent y (M, h, w) already scaled by the quality's gain -> integer latents; y is left as it was."""
+def quantize_scaled(model: zoo.CodingModel, y: np.ndarray, transforms, estimate: bool = False) -> Latents:
+    """Latent y (M, h, w) already scaled by the quality's gain -> integer latents; y is left as it was.
+    With `estimate`, the integer networks run in float32: faster, and an odd table differs, so
+    the latents are for estimates only, never for a file."""
     z_hat = transforms.hyper_analysis(y.transpose(1, 2, 0))
-    index, mean_int = _hyper(model, z_hat, tuple(y.shape[-2:]))
-    return quantize_with_tables(model, y, z_hat, index, mean_int)
+    index, mean_int = _hyper(model, z_hat, tuple(y.shape[-2:]), estimate)
+    return quantize_with_tables(model, y, z_hat, index, mean_int, estimate)
 
 
-def _hyper(model: zoo.CodingModel, z_hat: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    return exact.h_s(model.h_s, z_hat, size, model.config.levels)
+def _hyper(model: zoo.CodingModel, z_hat: np.ndarray, size: tuple[int, int],
+           estimate: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    return exact.h_s(model.h_s, z_hat, size, model.config.levels, dtype=np.float32 if estimate else np.float64)
 
 
 def _symbols(y: np.ndarray, mean_int: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -133,14 +136,15 @@ def _symbols(y: np.ndarray, mean_int: np.ndarray, out: np.ndarray | None = None)
 
 
 def quantize_with_tables(model: zoo.CodingModel, y: np.ndarray, z_hat: np.ndarray, index: np.ndarray,
-                         mean_int: np.ndarray) -> Latents:
+                         mean_int: np.ndarray, estimate: bool = False) -> Latents:
     """Latent y' (already scaled by the quality's gain) -> integer latents, with z_hat and the
     hyperprior's index and mean given: the context model (if any) corrects those two in place,
-    part by part, from the symbols of the parts before."""
+    part by part, from the symbols of the parts before. `estimate`: as quantize_scaled's."""
     y_symbols = _symbols(y, mean_int)
     if model.context is not None:
         for part in model.parts[1:]:
-            exact.correct(part, y_symbols, index, mean_int, model.config.levels)
+            exact.correct(part, y_symbols, index, mean_int, model.config.levels,
+                          dtype=np.float32 if estimate else np.float64)
             fixed = part.corrected
             _symbols(y[fixed], mean_int[fixed], out=y_symbols[fixed])
     return Latents(z_hat=z_hat, y_symbols=y_symbols, index=index, mean_int=mean_int)

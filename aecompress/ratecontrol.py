@@ -5,24 +5,25 @@ that quality (the shipped model's g_a takes the quality: its y changes with it),
 most of an encode. So g_a runs three times, and everything else is estimated:
 
 1. g_a at mid quality. Its latents, gained for other qualities, give a curve of the real one's
-   shape but flatter (the real latents change with the quality too); scaled by a typical
-   factor, it puts the answer within a few qualities.
-2. g_a just past that estimate. Between and a little beyond two runs, latents interpolated
-   linearly in the quality follow the real ones closely (within about 0.5% of the size): the
-   code length (or g_s's PSNR) on them is solved for the target by secant steps.
-3. g_a at the answer, a small margin inside: the latents of the file. One estimate next to it
-   (the hyperprior's code length there, less what the context model saves at the run) checks
-   that no quality more than CLOSE better fits; if one does, or this one misses, it is solved
-   again and g_a runs once more.
+   shape, only flatter (the real latents change with the quality too): scaled by a typical
+   factor, it puts the answer within about a quality. One more point of that curve, besides
+   the run's own, is all the estimate costs.
+2. g_a at that estimate. Near and between two runs, latents interpolated between them (linearly
+   in log quality: they change faster at low qualities than at high ones) follow the real ones
+   closely: one more point of their curve, next to the run, solves for the target.
+3. g_a at the answer, a small margin inside: the latents of the file. If the curve through the
+   runs puts a quality more than CLOSE better within reach (or this one misses), g_a runs again.
 
-Code lengths are the ideal ones under the integer tables, which the real coder matches within
-a few bytes. A model whose y ignores the quality runs g_a once, and its estimates are exact.
+Estimated sizes are the ideal code lengths under the integer tables, with the integer networks
+run in float32 (twice as fast; an odd table differs), aimed at the target as the nearest run
+shows their bias. Where g_a ran, the streams are coded for real: a file that fits is known to.
+PSNR is measured with g_s. A model whose y ignores the quality runs g_a once.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -32,16 +33,21 @@ from . import codec, metrics, zoo
 from .config import quality_to_t
 
 START = 50.0  # the first run's quality
-PAST = 1.5  # the second run lands this far past the first estimate, towards the answer
 MARGIN = 0.04  # the file's quality is this much inside the estimate, so that it fits
 CLOSE = 0.1  # the file's quality is within this much of the best one
-RETRIES = 3
-# The real curves rise faster with the quality than fixed latents' (for the shipped model:
-# log size 1.1..1.35 times as fast); the context model codes y in about this fraction of the
-# hyperprior's bits; PSNR rises about this much per quality. Only the first estimate uses them.
-STEEPER = 1.25
-CONTEXT_SHARE = 0.8
+RETRIES = 4  # g_a runs after the first, at most
+# Typical slopes near mid quality on photos: log size rises about this much per quality, PSNR
+# this many dB. Only the first step uses them; afterwards the curves give their own.
+LOG_SIZE_PER_QUALITY = 0.045
 DB_PER_QUALITY = 0.15
+# The real curves rise faster than those of one run's latents gained for other qualities, by
+# about these factors for the shipped model (log size: 1.03..1.25 over photos, PSNR: 1.04..1.28).
+STEEPER = {"size": 1.1, "psnr": 1.12}
+REFINE = 0.1  # secant steps stop when they move by no more than this
+# Values of the first run's curve the first estimate takes (each PSNR costs a g_s), and of the
+# curve through the runs each later estimate takes.
+FIRST_EVALS = {"size": 1, "psnr": 2}
+LATER_EVALS = {"size": 1, "psnr": 0}
 
 
 @dataclass(frozen=True)
@@ -63,85 +69,90 @@ class _Runs:
     """The g_a runs of one image, and estimates at any quality from latents between them."""
 
     def __init__(self, m: zoo.CodingModel, source: codec.Source, noise: float, device: str):
-        self.m, self.rgb, self.noise, self.device = m, source.rgb, noise, device
+        self.m, self.source, self.noise, self.device = m, source, noise, device
         self.transforms = codec.transforms_for(m, device)
-        self.plain = replace(m, context=None)  # the hyperprior alone
         self.y: dict[float, np.ndarray] = {}  # quality -> g_a's latents, before the gain
-        self.cache: dict[tuple, object] = {}
+        self.exact: dict[tuple, object] = {}  # what holds where g_a ran: the file's latents, size, PSNR
+        self.estimates: dict[tuple, object] = {}  # elsewhere, from the runs so far
+        self.container: int | None = None  # bytes of the file besides the two streams
 
     def run(self, q: float) -> None:
         if not self.m.config.quality_conditioned and self.y:
             return  # y does not depend on the quality: one run serves all
         if q not in self.y:
-            self.y[q] = codec.analysis(self.m, self.rgb, q, self.device, self.noise)
-            self.cache.clear()
+            self.y[q] = codec.analysis(self.m, self.source.rgb, q, self.device, self.noise)
+            self.estimates.clear()
 
     def _y_at(self, q: float) -> np.ndarray:
         if q in self.y or len(self.y) == 1:
             return self.y.get(q, next(iter(self.y.values())))
         (q0, y0), (q1, y1) = sorted(self.y.items(), key=lambda kv: abs(kv[0] - q))[:2]
-        return y0 + (q - q0) / (q1 - q0) * (y1 - y0)
+        return y0 + math.log(q / q0) / math.log(q1 / q0) * (y1 - y0)
 
-    def latents(self, q: float, context: bool = True) -> codec.Latents:
-        """The integer latents at q: exactly the file's where g_a ran for q."""
-        key = (q, context and self.m.context is not None)
-        if key not in self.cache:
+    def _store(self, q: float, exact: bool) -> dict:
+        """Where what is known at q lives: with the file's latents, or with the estimates."""
+        return self.exact if exact or ("latents", q) in self.exact else self.estimates
+
+    def latents(self, q: float, exact: bool = False) -> codec.Latents:
+        """The integer latents at q. `exact`: the file's, where g_a ran for q. Otherwise those
+        once at hand, else an estimate: the integer networks in float32, on latents
+        interpolated between the runs nearest q."""
+        store = self._store(q, exact)
+        if ("latents", q) not in store:
             scaled = self._y_at(q) * self.transforms.gain(quality_to_t(q))[:, None, None]
-            if key[1]:  # the context model corrects copies of the hyperprior's tables
-                plain = self.latents(q, False)
-                index, mean = plain.index.copy(), plain.mean_int.copy()
-                self.cache[key] = codec.quantize_with_tables(self.m, scaled, plain.z_hat, index, mean)
-            else:
-                self.cache[key] = codec.quantize_scaled(self.plain, scaled, self.transforms)
-        return self.cache[key]
+            estimate = store is not self.exact
+            store["latents", q] = codec.quantize_scaled(self.m, scaled, self.transforms, estimate=estimate)
+        return store["latents", q]
 
-    def log_bytes(self, q: float, context: bool = True) -> float:
-        m = self.m if context else self.plain
-        return math.log(codec.estimated_bytes(m, self.latents(q, context)))
+    def log_bytes(self, q: float) -> float:
+        """The log of the estimated file size at q (ideal code lengths, fixed header fields)."""
+        store = self._store(q, False)
+        if ("log_bytes", q) not in store:
+            store["log_bytes", q] = math.log(codec.estimated_bytes(self.m, self.latents(q)))
+        return store["log_bytes", q]
 
-    def psnr(self, q: float) -> float:
-        key = ("psnr", q)
-        if key not in self.cache:
-            h, w = self.rgb.shape[:2]
-            self.cache[key] = metrics.psnr(self.rgb, codec.synthesize(self.m, self.latents(q), q, w, h, self.device))
-        return self.cache[key]
+    def coded_bytes(self, q: float, exact: bool = False) -> int:
+        """The file's size at q: its streams coded, and the rest of the file (alpha, ICC, EXIF,
+        the header: the same at every quality). `exact`: as latents'."""
+        store = self._store(q, exact)
+        if ("coded_bytes", q) not in store:
+            latents = self.latents(q, exact)
+            streams = sum(map(len, codec.encode_latents(self.m, latents)))
+            if self.container is None:
+                self.container = len(codec.write(self.m, self.source, latents, q, self.noise)) - streams
+            store["coded_bytes", q] = self.container + streams
+        return store["coded_bytes", q]
 
-
-def _solve(f: Callable[[float], float], goal: float, q: float, slope: float, evals: int) -> tuple[float, float]:
-    """Where the rising f meets the goal: secant steps from q (f known there; `slope` the first
-    step's), `evals` more values of f. The estimate after the last value, and the slope. Steps
-    shorter than a third of a quality keep the slope they had: over them, the integer code
-    lengths move in jumps."""
-    fq, typical = f(q), slope
-    for i in range(evals + 1):
-        nxt = _clip(q + (goal - fq) / slope)
-        if abs(nxt - q) < 0.01 or i == evals:
-            return nxt, slope
-        fn = f(nxt)
-        if abs(nxt - q) >= 0.3:
-            slope = min(max((fn - fq) / (nxt - q), typical / 8), typical * 4)
-        q, fq = nxt, fn
-    return q, slope
+    def psnr(self, q: float, exact: bool = False) -> float:
+        """g_s's PSNR at q: of the file where g_a ran for q (`exact`), else of the latents there."""
+        store = self._store(q, exact)
+        if ("psnr", q) not in store:
+            h, w = self.source.rgb.shape[:2]
+            pixels = codec.synthesize(self.m, self.latents(q, exact), q, w, h, self.device)
+            store["psnr", q] = metrics.psnr(self.source.rgb, pixels)
+        return store["psnr", q]
 
 
 def _clip(q: float) -> float:
     return round(min(max(q, 1.0), 100.0), 2)
 
 
-def _estimate(runs: _Runs, goal: float, psnr: bool) -> tuple[float, float]:
-    """The first two runs of g_a, and where the estimates put the answer (with the slope there)."""
-    runs.run(START)
-    if psnr:
-        first = START + (goal - runs.psnr(START)) / DB_PER_QUALITY
-    else:
-        base, share = runs.log_bytes(START, False), math.log(CONTEXT_SHARE) if runs.m.context else 0.0
-        fixed = lambda q: base + STEEPER * (runs.log_bytes(q, False) - base) + share
-        first, _ = _solve(fixed, goal, START, 0.04 * STEEPER, 1)
-    first = _clip(first)
-    runs.run(_clip(first + math.copysign(PAST, first - START)))
-    if psnr:
-        return _solve(runs.psnr, goal, first, DB_PER_QUALITY, 1)
-    return _solve(runs.log_bytes, goal, first, 0.04 * STEEPER, 2)
+def _solve(f: Callable[[float], float], goal: float, q: float, slope: float, typical: float,
+           evals: int) -> tuple[float, float]:
+    """Where the rising f meets the goal: secant steps from q, through at most `evals` more
+    values of f, until a step is no longer than REFINE. The estimate, and the slope there.
+    Over a third of a quality or less the code lengths move in jumps, so shorter steps keep
+    the slope they had."""
+    fq = f(q)
+    for i in range(evals + 1):
+        nxt = _clip(q + (goal - fq) / slope)
+        if i == evals or abs(nxt - q) <= REFINE:
+            break
+        fn = f(nxt)
+        if abs(nxt - q) >= 0.3:
+            slope = min(max((fn - fq) / (nxt - q), typical / 8), typical * 4)
+        q, fq = nxt, fn
+    return nxt, slope
 
 
 def encode_to_target(image: Image.Image | np.ndarray, target: Target,
@@ -157,42 +168,54 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
     runs = _Runs(m, source, noise, device)
     psnr = target.kind == "psnr"
     budget = target.value if target.kind == "size" else target.value * source.pixels / 8
-    goal = target.value if psnr else math.log(max(budget - 4, 1))  # the coder can run a few bytes over
-    value = runs.psnr if psnr else runs.log_bytes
-    fits = lambda q: (value(q) >= goal) if psnr else (value(q) <= goal)
-    end, step = (100.0, MARGIN) if psnr else (1.0, -MARGIN)  # the end that fits most, the side that fits
-    q, slope = _estimate(runs, goal, psnr)
-    inside = lambda q: q if q in (1.0, 100.0) else _clip(q + step)  # the ends need no margin
-    q, best = inside(q), None
-    for _ in range(RETRIES):  # g_a runs for the file's quality; next to a run, estimates are close
+    budget = math.floor(budget + 1e-6)  # whole bytes, and a bitrate made from a size gives that size back
+    if psnr:
+        value, fits, aim = runs.psnr, lambda q: runs.psnr(q, exact=True) >= target.value, lambda q: target.value
+    else:  # estimates aim at the budget as the run nearest them sees their bias
+        value, fits = runs.log_bytes, lambda q: runs.coded_bytes(q, exact=True) <= budget
+        aim = lambda q: math.log(budget) + runs.log_bytes(q) - math.log(runs.coded_bytes(q))
+    end, side = (100.0, 1.0) if psnr else (1.0, -1.0)  # the end that fits most, the side that fits
+    kind = "psnr" if psnr else "size"
+    typical, steeper = (DB_PER_QUALITY if psnr else LOG_SIZE_PER_QUALITY), STEEPER[kind]
+
+    runs.run(START)
+    base = value(START)
+    one_run = lambda q: base + steeper * (value(q) - base)  # its latents at every quality, made steeper
+    q, slope = _solve(one_run, aim(START), START, typical, typical, FIRST_EVALS[kind])
+    best = miss = None  # the best quality that fits, the nearest one past it that does not
+    margin = MARGIN
+    for _ in range(RETRIES):
+        if q not in (1.0, 100.0):  # the ends need no margin
+            q = _clip(q + side * margin)
+        if miss is not None and (q - miss) * side < CLOSE:  # at least CLOSE inside a miss: if that
+            q = _clip(miss + side * CLOSE)  # fits, no quality more than CLOSE better does
+        if q in runs.y:
+            break
         runs.run(q)
-        if psnr:
-            near = runs.psnr
-        else:  # the hyperprior's code length, less what the context model saves at the run
-            saved = runs.log_bytes(q) - runs.log_bytes(q, False)
-            near = lambda x: runs.log_bytes(x, False) + saved
         if fits(q):
-            best = q if best is None or (q - best) * step < 0 else best
-            nxt, slope = _solve(near, goal, q, slope, 1)
-            if abs(nxt - q) <= CLOSE or q == 101.0 - end:
-                break
-        elif q == end:
-            break
+            best = q if best is None or (q - best) * side < 0 else best
         else:
-            nxt, slope = _solve(near, goal, q, slope, 0)
-        q = inside(nxt)
-        if best is not None and (q - best) * step >= 0:  # no better than the best that fits
-            break
+            if len(runs.y) > 2:  # placed by the curve through two runs, which runs over here
+                margin *= 2
+            miss = q if miss is None or (q - miss) * side > 0 else miss
+        if best is not None and miss is not None and abs(miss - best) <= CLOSE + 0.005:
+            break  # no quality more than CLOSE better fits
+        if q == end and best != q:
+            break  # not even the end fits
+        if psnr:  # each PSNR costs a g_s: the slope comes from the runs nearest q
+            near = [r for r in runs.y if r != q and abs(r - q) >= 0.3]
+            if near:
+                r = min(near, key=lambda r: abs(r - q))
+                slope = min(max((value(q) - value(r)) / (q - r), typical / 8), typical * 4)
+        q, slope = _solve(value, aim(q), q, slope, typical, LATER_EVALS[kind])
+        if best is not None and (best - q) * side <= CLOSE:
+            break  # the curve puts no quality more than CLOSE better than the best within reach
     while best is None and q != end:  # rare: plain steps towards the end that fits most
-        q = _clip(q + 10 * step)
+        q = _clip(q + 10 * side * MARGIN)
         runs.run(q)
         best = q if fits(q) else None
     q = end if best is None else best
     runs.run(q)
-    data = codec.write(m, source, runs.latents(q), q, noise)
-    while not psnr and len(data) > budget and q > 1:  # rare: the coder ran over its estimate
-        q = _clip(q - 0.05)
-        runs.run(q)
-        data = codec.write(m, source, runs.latents(q), q, noise)
-    reached = fits(q) if psnr else len(data) <= budget
-    return Result(data, q, len(data) * 8 / source.pixels, runs.psnr(q) if psnr else None, reached)
+    data = codec.write(m, source, runs.latents(q, exact=True), q, noise)
+    reached = fits(q)
+    return Result(data, q, len(data) * 8 / source.pixels, runs.psnr(q, exact=True) if psnr else None, reached)
