@@ -169,10 +169,11 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
     psnr = target.kind == "psnr"
     budget = target.value if target.kind == "size" else target.value * source.pixels / 8
     budget = math.floor(budget + 1e-6)  # whole bytes, and a bitrate made from a size gives that size back
+    value: Callable[[float], float] = runs.psnr if psnr else runs.log_bytes
     if psnr:
-        value, fits, aim = runs.psnr, lambda q: runs.psnr(q, exact=True) >= target.value, lambda q: target.value
+        fits, aim = lambda q: runs.psnr(q, exact=True) >= target.value, lambda q: target.value
     else:  # estimates aim at the budget as the run nearest them sees their bias
-        value, fits = runs.log_bytes, lambda q: runs.coded_bytes(q, exact=True) <= budget
+        fits = lambda q: runs.coded_bytes(q, exact=True) <= budget
         aim = lambda q: math.log(budget) + runs.log_bytes(q) - math.log(runs.coded_bytes(q))
     end, side = (100.0, 1.0) if psnr else (1.0, -1.0)  # the end that fits most, the side that fits
     kind = "psnr" if psnr else "size"
