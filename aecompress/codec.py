@@ -157,11 +157,11 @@ def synthesize(model: zoo.CodingModel, latents: Latents, quality: float, width: 
     return tiling.synthesis(transforms_for(model, device), y_hat, quality_to_t(quality), height, width)
 
 
-def estimated_bytes(model: zoo.CodingModel, latents: Latents) -> float:
-    """The model's own size estimate: ideal code lengths of both streams plus the container."""
+def estimated_stream_bytes(model: zoo.CodingModel, latents: Latents) -> float:
+    """The model's own estimate of the two streams' size: their ideal code lengths."""
     bits = information_bits(latents.y_symbols, latents.index, model.y_tables)
     bits += information_bits(latents.z_hat, _z_table_ids(latents.z_hat.shape), model.z_tables)
-    return bits / 8 + 8 + 40 + len(model.name)  # ANS final states, fixed header fields
+    return bits / 8 + 8  # and the ANS coders' final states
 
 
 def encode_latents(model: zoo.CodingModel, latents: Latents) -> tuple[bytes, bytes]:

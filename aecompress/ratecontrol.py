@@ -74,7 +74,7 @@ class _Runs:
         self.y: dict[float, np.ndarray] = {}  # quality -> g_a's latents, before the gain
         self.exact: dict[tuple, object] = {}  # what holds where g_a ran: the file's latents, size, PSNR
         self.estimates: dict[tuple, object] = {}  # elsewhere, from the runs so far
-        self.container: int | None = None  # bytes of the file besides the two streams
+        self._container: int | None = None
 
     def run(self, q: float) -> None:
         if not self.m.config.quality_conditioned and self.y:
@@ -104,24 +104,28 @@ class _Runs:
             store["latents", q] = codec.quantize_scaled(self.m, scaled, self.transforms, estimate=estimate)
         return store["latents", q]
 
-    def log_bytes(self, q: float) -> float:
-        """The log of the estimated file size at q (ideal code lengths, fixed header fields)."""
+    def log_streams(self, q: float) -> float:
+        """The log of the streams' estimated size at q (their ideal code lengths)."""
         store = self._store(q, False)
-        if ("log_bytes", q) not in store:
-            store["log_bytes", q] = math.log(codec.estimated_bytes(self.m, self.latents(q)))
-        return store["log_bytes", q]
+        if ("log_streams", q) not in store:
+            store["log_streams", q] = math.log(codec.estimated_stream_bytes(self.m, self.latents(q)))
+        return store["log_streams", q]
 
-    def coded_bytes(self, q: float, exact: bool = False) -> int:
-        """The file's size at q: its streams coded, and the rest of the file (alpha, ICC, EXIF,
-        the header: the same at every quality). `exact`: as latents'."""
+    def coded_streams(self, q: float, exact: bool = False) -> int:
+        """The streams' size at q, coded. `exact`: as latents'."""
         store = self._store(q, exact)
-        if ("coded_bytes", q) not in store:
-            latents = self.latents(q, exact)
-            streams = sum(map(len, codec.encode_latents(self.m, latents)))
-            if self.container is None:
-                self.container = len(codec.write(self.m, self.source, latents, q, self.noise)) - streams
-            store["coded_bytes", q] = self.container + streams
-        return store["coded_bytes", q]
+        if ("coded_streams", q) not in store:
+            store["coded_streams", q] = sum(map(len, codec.encode_latents(self.m, self.latents(q, exact))))
+        return store["coded_streams", q]
+
+    def container(self) -> int:
+        """The bytes of the file besides its two streams (alpha, ICC, EXIF, the header): the same
+        at every quality."""
+        if self._container is None:
+            q = next(iter(self.y))
+            whole = len(codec.write(self.m, self.source, self.latents(q), q, self.noise))
+            self._container = whole - self.coded_streams(q)
+        return self._container
 
     def psnr(self, q: float, exact: bool = False) -> float:
         """g_s's PSNR at q: of the file where g_a ran for q (`exact`), else of the latents there."""
@@ -142,7 +146,8 @@ def _solve(f: Callable[[float], float], goal: float, q: float, slope: float, typ
     """Where the rising f meets the goal: secant steps from q, through at most `evals` more
     values of f, until a step is no longer than REFINE. The estimate, and the slope there.
     Over a third of a quality or less the code lengths move in jumps, so shorter steps keep
-    the slope they had."""
+    the slope they had; on a small image they can stall for a quality, so no slope is taken
+    below a third of the typical one."""
     fq = f(q)
     for i in range(evals + 1):
         nxt = _clip(q + (goal - fq) / slope)
@@ -150,7 +155,7 @@ def _solve(f: Callable[[float], float], goal: float, q: float, slope: float, typ
             break
         fn = f(nxt)
         if abs(nxt - q) >= 0.3:
-            slope = min(max((fn - fq) / (nxt - q), typical / 8), typical * 4)
+            slope = min(max((fn - fq) / (nxt - q), typical / 3), typical * 4)
         q, fq = nxt, fn
     return nxt, slope
 
@@ -169,12 +174,13 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
     psnr = target.kind == "psnr"
     budget = target.value if target.kind == "size" else target.value * source.pixels / 8
     budget = math.floor(budget + 1e-6)  # whole bytes, and a bitrate made from a size gives that size back
-    value: Callable[[float], float] = runs.psnr if psnr else runs.log_bytes
+    value: Callable[[float], float] = runs.psnr if psnr else runs.log_streams
     if psnr:
         fits, aim = lambda q: runs.psnr(q, exact=True) >= target.value, lambda q: target.value
     else:  # estimates aim at the budget as the run nearest them sees their bias
-        fits = lambda q: runs.coded_bytes(q, exact=True) <= budget
-        aim = lambda q: math.log(budget) + runs.log_bytes(q) - math.log(runs.coded_bytes(q))
+        fits = lambda q: runs.container() + runs.coded_streams(q, exact=True) <= budget
+        room = lambda: math.log(max(budget - runs.container(), 1))  # the streams' share of the budget
+        aim = lambda q: room() + runs.log_streams(q) - math.log(runs.coded_streams(q, exact=True))
     end, side = (100.0, 1.0) if psnr else (1.0, -1.0)  # the end that fits most, the side that fits
     kind = "psnr" if psnr else "size"
     typical, steeper = (DB_PER_QUALITY if psnr else LOG_SIZE_PER_QUALITY), STEEPER[kind]
@@ -186,10 +192,10 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
     best = miss = None  # the best quality that fits, the nearest one past it that does not
     margin = MARGIN
     for _ in range(RETRIES):
-        if q not in (1.0, 100.0):  # the ends need no margin
+        if miss is not None and (q - miss) * side < CLOSE:  # the answer within CLOSE of a miss:
+            q = _clip(miss + side * CLOSE)  # if this fits, no quality more than CLOSE better does
+        elif q not in (1.0, 100.0):  # the ends need no margin
             q = _clip(q + side * margin)
-        if miss is not None and (q - miss) * side < CLOSE:  # at least CLOSE inside a miss: if that
-            q = _clip(miss + side * CLOSE)  # fits, no quality more than CLOSE better does
         if q in runs.y:
             break
         runs.run(q)
@@ -207,7 +213,7 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
             near = [r for r in runs.y if r != q and abs(r - q) >= 0.3]
             if near:
                 r = min(near, key=lambda r: abs(r - q))
-                slope = min(max((value(q) - value(r)) / (q - r), typical / 8), typical * 4)
+                slope = min(max((value(q) - value(r)) / (q - r), typical / 3), typical * 4)
         q, slope = _solve(value, aim(q), q, slope, typical, LATER_EVALS[kind])
         if best is not None and (best - q) * side <= CLOSE:
             break  # the curve puts no quality more than CLOSE better than the best within reach
