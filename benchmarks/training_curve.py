@@ -42,11 +42,13 @@ def load(name: str) -> tuple[dict, list[dict]]:
 def markdown(name: str, run: dict, rows: list[dict]) -> str:
     """The page of one run. Settings a run's record does not hold are not named."""
     config, model, offset = run["config"], run["config"]["model"], run["offset"]
-    qualities = sorted(rows[-1]["kodak"], key=float)
+    figures = [r.get("eval", r.get("kodak")) for r in rows]  # runs before 2026-12-05 logged "kodak"
+    qualities = sorted(figures[-1], key=float)
     lines = [
         f"# Training curve: {name}",
         "",
-        f"Real coding (file bytes, decoded pixels) on the first {config['eval_images']} Kodak images, "
+        f"Real coding (file bytes, decoded pixels) on the first {config['eval_images']} images of "
+        f"`{config.get('eval_dir', '../shared/data/kodak')}`, "
         f"averaged per image, during training on `{config['data']}` (Kodak is never trained on). "
         f"Model N={model['N']}, M={model['M']}"
         + (f", g_a/g_s width {model['width']}" if model.get("width") else "")
@@ -63,8 +65,8 @@ def markdown(name: str, run: dict, rows: list[dict]) -> str:
         + " | ".join(f"q{q} bpp | q{q} PSNR" for q in qualities) + " |",
         "|---|---|" + "---|---|" * len(qualities),
     ]
-    for r in rows:
-        cells = [f"{r['kodak'][q]['bpp']:.3f} | {r['kodak'][q]['psnr']:.2f}" for q in qualities]
+    for r, figure in zip(rows, figures):
+        cells = [f"{figure[q]['bpp']:.3f} | {figure[q]['psnr']:.2f}" for q in qualities]
         lines.append(f"| {r['step'] + offset} | {r['hours']:.2f} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -68,7 +68,7 @@ from .code import POSITIVE
 @click.option("--bf16/--fp32", "autocast", default=None,
               help="Transforms in bf16 autocast or fp32 (the entropy model is always fp32). "
               "Default: bf16 on CUDA and on CPUs with native bf16 (AVX-512 BF16, AMX), where it is faster.")
-@click.option("--eval-dir", help="Folder evaluated every --eval-every steps.")
+@click.option("--eval-dir", help="Held-out photos evaluated every --eval-every steps (default: none).")
 @click.option("--eval-every", type=int, help="Steps between evaluations (0: never).")
 @click.option("--smoke", is_flag=True, help="A tiny model for a few steps: checks the setup in seconds.")
 @click.option("--fresh", is_flag=True, help="Ignore an existing checkpoint in --out.")

@@ -30,7 +30,7 @@ class TrainConfig:
     quality_power: float = 1.0  # quality axis t = u**this, u ~ U[0, 1]: below 1, high rates more often
     finetune: int = 1500  # last steps: g_a, g_s frozen, rates from rounded z (integer path QAT)
     autocast: bool | None = None  # bf16 autocast; None: where it is fast (see bf16_is_fast)
-    eval_dir: str = "../shared/data/kodak"
+    eval_dir: str = ""  # a folder of held-out photos to evaluate on; none by default (Kodak is the benchmark's)
     eval_images: int = 6
     eval_every: int = 500
     checkpoint_minutes: float = 3.0

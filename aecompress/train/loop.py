@@ -171,7 +171,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
         if rank:
             sampler.rng = np.random.default_rng([cfg.seed, rank, start_step])
     pool = LatentPool(cfg, model, sampler, rank, autocast, device, start_step) if cfg.latent_reuse > 1 else None
-    eval_files = list_images(cfg.eval_dir)[: cfg.eval_images] if cfg.eval_every and rank == 0 else []
+    eval_files = list_images(cfg.eval_dir)[: cfg.eval_images] if cfg.eval_dir and cfg.eval_every and rank == 0 else []
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
@@ -224,7 +224,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True,
             if eval_files and cfg.eval_every and (step + 1) % cfg.eval_every == 0:
                 result = evaluate(model, eval_files)
                 (out / "eval.jsonl").open("a").write(
-                    json.dumps({"step": step + 1, "hours": round(elapsed, 4), "kodak": result}) + "\n")
+                    json.dumps({"step": step + 1, "hours": round(elapsed, 4), "eval": result}) + "\n")
             done = step + 1 == last
             if done or now - last_save > 60 * cfg.checkpoint_minutes:
                 save_checkpoint(ckpt_path, cfg, model, optimizer, step + 1, sampler, elapsed)
