@@ -43,6 +43,9 @@ DB_PER_QUALITY = 0.15
 # The real curves rise faster than those of one run's latents gained for other qualities, by
 # about these factors for the shipped model (log size: 1.03..1.25 over photos, PSNR: 1.04..1.28).
 STEEPER = {"size": 1.1, "psnr": 1.12}
+# The flattest slope a secant step takes, as a share of the typical one: on a small image code
+# lengths can stall for a quality; PSNR flattens near the top (about 0.02 dB per quality at 80).
+FLATTEST = {"size": 1 / 3, "psnr": 1 / 8}
 REFINE = 0.1  # secant steps stop when they move by no more than this
 # Values of the first run's curve the first estimate takes (each PSNR costs a g_s), and of the
 # curve through the runs each later estimate takes.
@@ -141,13 +144,12 @@ def _clip(q: float) -> float:
     return round(min(max(q, 1.0), 100.0), 2)
 
 
-def _solve(f: Callable[[float], float], goal: float, q: float, slope: float, typical: float,
+def _solve(f: Callable[[float], float], goal: float, q: float, slope: float, bounds: tuple[float, float],
            evals: int) -> tuple[float, float]:
     """Where the rising f meets the goal: secant steps from q, through at most `evals` more
     values of f, until a step is no longer than REFINE. The estimate, and the slope there.
     Over a third of a quality or less the code lengths move in jumps, so shorter steps keep
-    the slope they had; on a small image they can stall for a quality, so no slope is taken
-    below a third of the typical one."""
+    the slope they had; longer ones measure it, kept within `bounds`."""
     fq = f(q)
     for i in range(evals + 1):
         nxt = _clip(q + (goal - fq) / slope)
@@ -155,7 +157,7 @@ def _solve(f: Callable[[float], float], goal: float, q: float, slope: float, typ
             break
         fn = f(nxt)
         if abs(nxt - q) >= 0.3:
-            slope = min(max((fn - fq) / (nxt - q), typical / 3), typical * 4)
+            slope = min(max((fn - fq) / (nxt - q), bounds[0]), bounds[1])
         q, fq = nxt, fn
     return nxt, slope
 
@@ -184,11 +186,12 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
     end, side = (100.0, 1.0) if psnr else (1.0, -1.0)  # the end that fits most, the side that fits
     kind = "psnr" if psnr else "size"
     typical, steeper = (DB_PER_QUALITY if psnr else LOG_SIZE_PER_QUALITY), STEEPER[kind]
+    bounds = (typical * FLATTEST[kind], typical * 4)
 
     runs.run(START)
     base = value(START)
     one_run = lambda q: base + steeper * (value(q) - base)  # its latents at every quality, made steeper
-    q, slope = _solve(one_run, aim(START), START, typical, typical, FIRST_EVALS[kind])
+    q, slope = _solve(one_run, aim(START), START, typical, bounds, FIRST_EVALS[kind])
     best = miss = None  # the best quality that fits, the nearest one past it that does not
     margin = MARGIN
     for _ in range(RETRIES):
@@ -213,8 +216,8 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
             near = [r for r in runs.y if r != q and abs(r - q) >= 0.3]
             if near:
                 r = min(near, key=lambda r: abs(r - q))
-                slope = min(max((value(q) - value(r)) / (q - r), typical / 3), typical * 4)
-        q, slope = _solve(value, aim(q), q, slope, typical, LATER_EVALS[kind])
+                slope = min(max((value(q) - value(r)) / (q - r), bounds[0]), bounds[1])
+        q, slope = _solve(value, aim(q), q, slope, bounds, LATER_EVALS[kind])
         if best is not None and (best - q) * side <= CLOSE:
             break  # the curve puts no quality more than CLOSE better than the best within reach
     while best is None and q != end:  # rare: plain steps towards the end that fits most
