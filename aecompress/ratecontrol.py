@@ -83,8 +83,9 @@ class _Runs:
         if not self.m.config.quality_conditioned and self.y:
             return  # y does not depend on the quality: one run serves all
         if q not in self.y:
+            ran = set(self.y)  # estimates at these stand: they read the run's own latents
             self.y[q] = codec.analysis(self.m, self.source.rgb, q, self.device, self.noise)
-            self.estimates.clear()
+            self.estimates = {key: v for key, v in self.estimates.items() if key[1] in ran}
 
     def _y_at(self, q: float) -> np.ndarray:
         if q in self.y or len(self.y) == 1:
