@@ -2,7 +2,7 @@
 
 The file is `codec.encode` at the quality found, so the search ends with g_a run for exactly
 that quality (the shipped model's g_a takes the quality: its y changes with it), and g_a is
-most of an encode. So g_a runs three times, and everything else is estimated:
+most of an encode. So g_a runs three times in most cases, and everything else is estimated:
 
 1. g_a at mid quality. Its latents, gained for other qualities, give a curve of the real one's
    shape, only flatter (the real latents change with the quality too): scaled by a typical
@@ -14,8 +14,9 @@ most of an encode. So g_a runs three times, and everything else is estimated:
 3. g_a at the answer, a small margin inside: the latents of the file. If the curve through the
    runs puts a quality more than CLOSE better within reach (or this one misses), g_a runs again.
 
-Estimated sizes are the ideal code lengths under the integer tables, with the integer networks
-run in float32 (twice as fast; an odd table differs), aimed at the target as the nearest run
+Estimated sizes are the two streams' ideal code lengths under the integer tables, with the
+integer networks run in float32 (twice as fast; an odd table differs), aimed at the budget less
+the rest of the file (header, alpha, metadata: the same at every quality) as the nearest run
 shows their bias. Where g_a ran, the streams are coded for real: a file that fits is known to.
 PSNR is measured with g_s. A model whose y ignores the quality runs g_a once.
 """
