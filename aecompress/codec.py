@@ -18,6 +18,7 @@ the choice of latents at encode time, and pixels by a rounding step, can differ.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,9 +73,18 @@ def _latent_sizes(width: int, height: int) -> tuple[tuple[int, int], tuple[int, 
     return (hy, wy), (-(-hy // 4), -(-wy // 4))
 
 
+def conditioning(quality: float) -> float:
+    """The quality g_a makes its latents for: the whole quality nearest (halves up). Between two
+    whole qualities only the gain moves, so one run of g_a, most of an encode, serves every
+    quality within half of its own: rate control searches that span for the price of
+    quantizing. Against latents made for the exact quality, a fraction costs nothing
+    measurable (benchmarks/results/conditioning.json)."""
+    return float(min(max(math.floor(quality + 0.5), 1), 100))
+
+
 def _t(model: zoo.CodingModel, quality: float) -> float | None:
     """The quality axis g_a is conditioned on, or None for a model whose y ignores it."""
-    return quality_to_t(quality) if model.config.quality_conditioned else None
+    return quality_to_t(conditioning(quality)) if model.config.quality_conditioned else None
 
 
 def analysis(model: zoo.CodingModel, rgb: np.ndarray, quality: float, device="cpu", noise: float = 0.0) -> np.ndarray:
@@ -199,7 +209,13 @@ def decode_latents(model: zoo.CodingModel, z_stream: bytes, y_stream: bytes, wid
 def write(model: zoo.CodingModel, source: Source, latents: Latents, quality: float,
           noise: float = 0.0) -> bytes:
     """Entropy-code the latents and wrap them, with alpha and ICC, into .aec bytes."""
-    z, y = encode_latents(model, latents)
+    return pack(model, source, encode_latents(model, latents), quality, noise)
+
+
+def pack(model: zoo.CodingModel, source: Source, streams: tuple[bytes, bytes], quality: float,
+         noise: float = 0.0) -> bytes:
+    """Wrap the coded z and y streams, with alpha and ICC, into .aec bytes."""
+    z, y = streams
     sections = {Z_STREAM: z, Y_STREAM: y}
     if noise:
         sections[DENOISE] = container.pack_noise_level(noise)

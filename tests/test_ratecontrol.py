@@ -85,3 +85,25 @@ def test_a_model_whose_latents_ignore_the_quality_runs_g_a_once(tiny, monkeypatc
     img = smooth_image(96, 128)
     result = ratecontrol.encode_to_target(img, ratecontrol.Target("bpp", 0.5), tiny)
     assert len(runs) == 1 and result.data == codec.encode(img, result.quality, model=tiny)
+
+
+def test_g_a_makes_its_latents_for_the_whole_quality_nearest(shipped):
+    img = photo(64, 96)
+    y = codec.analysis(shipped, img, 35.0)
+    assert all(np.array_equal(codec.analysis(shipped, img, q), y) for q in (34.5, 35.2, 35.49))
+    assert not np.array_equal(codec.analysis(shipped, img, 35.5), y)
+    assert codec.conditioning(0.2) == 1 and codec.conditioning(100) == 100
+
+
+def test_a_target_within_half_a_quality_of_the_first_run_needs_no_other(shipped, monkeypatch):
+    """Every quality within half of a run's whole one is exact for the price of quantizing."""
+    img = photo(160, 224)
+    runs = []
+    analysis = codec.analysis
+    monkeypatch.setattr(codec, "analysis", lambda *a, **k: runs.append(a[2]) or analysis(*a, **k))
+    size = len(codec.encode(img, ratecontrol.START + 0.3, model=shipped))
+    runs.clear()
+    result = ratecontrol.encode_to_target(img, ratecontrol.Target("size", size), shipped)
+    assert result.reached and len(result.data) <= size and result.quality >= ratecontrol.START + 0.3 - 0.15
+    assert result.data == codec.encode(img, result.quality, model=shipped)
+    assert runs == [ratecontrol.START]
