@@ -17,10 +17,12 @@ integers below 2**53 come out the same in any order, so BLAS kernels cannot chan
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 BAND_ELEMENTS = 1 << 23  # patch-matrix entries per band (32 MB in float32)
+PerPixel = Callable[[np.ndarray], None]  # works in place on rows (pixels, channels)
 
 
 def _patches(xp: np.ndarray, rows: slice, k: int, stride: int, out_w: int) -> np.ndarray:
@@ -35,18 +37,29 @@ def _patches(xp: np.ndarray, rows: slice, k: int, stride: int, out_w: int) -> np
 
 
 def _banded(xp: np.ndarray, k: int, stride: int, out_h: int, out_w: int, matrix: np.ndarray,
-            bias: np.ndarray, out: np.ndarray, then=None) -> None:
-    """out (out_h, out_w, matrix columns) = patches @ matrix + bias, a band of rows at a time;
-    `then` (a GDN) runs on each band in place while it is still in cache."""
+            bias: np.ndarray, write: Callable[[int, int, np.ndarray], None], then: PerPixel | None) -> None:
+    """Output rows of patches @ matrix + bias, a band of rows at a time, in one buffer that
+    stays in cache: `then` runs on each band in place, and `write(r0, r1, band)` puts the
+    band's rows [r0, r1) where they belong."""
     per_row = max(1, BAND_ELEMENTS // max(1, out_w * matrix.shape[0]))
-    flat = out.reshape(out_h, out_w, -1)
+    buffer = np.empty((min(per_row, out_h) * out_w, matrix.shape[1]), matrix.dtype)
     for r0 in range(0, out_h, per_row):
         rows = slice(r0, min(out_h, r0 + per_row))
-        band = flat[rows].reshape(-1, matrix.shape[1])
+        band = buffer[: (rows.stop - r0) * out_w]
         np.matmul(_patches(xp, rows, k, stride, out_w), matrix, out=band)
         band += bias
-        if then is not None:  # per pixel: also on a transposed convolution's phases
-            then.inplace(band.reshape(-1, then.beta.size))
+        if then is not None:
+            then(band)
+        write(r0, rows.stop, band)
+
+
+def _framed(h: int, w: int, c: int, frame: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """An (h, w, c) array inside a frame of zeros `frame` wide: (framed array, its inside)."""
+    if not frame:
+        out = np.empty((h, w, c), dtype)
+        return out, out
+    out = np.zeros((h + 2 * frame, w + 2 * frame, c), dtype)
+    return out, out[frame : frame + h, frame : frame + w]
 
 
 @dataclass(frozen=True)
@@ -64,14 +77,21 @@ class Conv:
         matrix = np.ascontiguousarray(weight.transpose(2, 3, 1, 0).reshape(k * k * C, O), dtype)
         return Conv(matrix, bias.astype(dtype), k, stride)
 
-    def __call__(self, x: np.ndarray, then: GDN | None = None) -> np.ndarray:
-        """x (H, W, C) -> (H', W', O); `then`: a GDN applied to the output, band by band."""
-        H, W, _ = x.shape
+    def __call__(self, x: np.ndarray, then: PerPixel | None = None, padded: bool = False,
+                 frame: int = 0) -> np.ndarray:
+        """x (H, W, C) -> (H', W', O). `then`: runs on the output's pixels (rows (P, O)), band by
+        band. `padded`: x already carries the zero frame of the padding (a previous layer's
+        `frame`), so no padded copy is made. `frame`: the output comes inside a zero frame this
+        wide, ready as the padded input of the next layer."""
         k, s, p = self.kernel, self.stride, self.kernel // 2
-        xp = np.pad(x, ((p, p), (p, p), (0, 0)))
-        out_h, out_w = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
-        out = np.empty((out_h, out_w, self.matrix.shape[1]), self.matrix.dtype)
-        _banded(xp, k, s, out_h, out_w, self.matrix, self.bias, out, then)
+        xp = x if padded else np.pad(x, ((p, p), (p, p), (0, 0)))
+        out_h, out_w = (xp.shape[0] - k) // s + 1, (xp.shape[1] - k) // s + 1
+        out, inside = _framed(out_h, out_w, self.matrix.shape[1], frame, self.matrix.dtype)
+
+        def write(r0: int, r1: int, band: np.ndarray) -> None:
+            inside[r0:r1] = band.reshape(r1 - r0, out_w, -1)
+
+        _banded(xp, k, s, out_h, out_w, self.matrix, self.bias, write, then)
         return out
 
 
@@ -104,16 +124,28 @@ class Deconv:
                             matrix[di + 1, dj + 1, :, a, b] = weight[:, :, ty, tx]
         return Deconv(matrix.reshape(9 * C, 4 * O), bias.astype(dtype), False)
 
-    def __call__(self, x: np.ndarray, then: GDN | None = None) -> np.ndarray:
-        """x (H, W, C) -> (2 H, 2 W, O); `then`: a GDN applied to the output, band by band."""
+    def __call__(self, x: np.ndarray, then: PerPixel | None = None, padded: bool = False,
+                 frame: int = 0) -> np.ndarray:
+        """x (H, W, C) -> (2 H, 2 W, O); `then`, `padded` (a frame of 1) and `frame` as for Conv.
+        The four phases of a band are written straight into their places."""
         if self.scatter:
+            if padded or frame:
+                raise ValueError("a transposed convolution with few outputs takes and gives no frame")
             return self._scatter(x)
-        H, W, _ = x.shape
+        xp = x if padded else np.pad(x, ((1, 1), (1, 1), (0, 0)))
+        H, W = xp.shape[0] - 2, xp.shape[1] - 2
         O = self.bias.size
-        xp = np.pad(x, ((1, 1), (1, 1), (0, 0)))
-        phases = np.empty((H, W, 2, 2, O), self.matrix.dtype)
-        _banded(xp, 3, 1, H, W, self.matrix, np.tile(self.bias, 4), phases, then)
-        return phases.transpose(0, 2, 1, 3, 4).reshape(2 * H, 2 * W, O)
+        out, inside = _framed(2 * H, 2 * W, O, frame, self.matrix.dtype)
+
+        def write(r0: int, r1: int, band: np.ndarray) -> None:
+            phases = band.reshape(r1 - r0, W, 2, 2, O)
+            for a in (0, 1):
+                for b in (0, 1):
+                    inside[2 * r0 + a : 2 * r1 : 2, b::2] = phases[:, :, a, b]
+
+        per_phase = None if then is None else lambda band: then(band.reshape(-1, O))
+        _banded(xp, 3, 1, H, W, self.matrix, np.tile(self.bias, 4), write, per_phase)
+        return out
 
     def _scatter(self, x: np.ndarray) -> np.ndarray:
         """Output pixel (2 m + a, 2 n + b) gets input pixel (m + di, n + dj) through tap
@@ -225,19 +257,17 @@ class Transforms:
         return np.exp(log_scale), shift
 
     def analysis(self, x: np.ndarray, noise: float = 0.0, t: float | None = None) -> np.ndarray:
-        """g_a: pixels (H, W, 3) in [0, 1], H and W multiples of 16 -> y (H/16, W/16, M)."""
+        """g_a: pixels (H, W, 3) in [0, 1], H and W multiples of 16 -> y (H/16, W/16, M).
+        Each layer writes its output inside the zero frame the next one pads with, and the
+        conditioning and GDN run on each band of output rows while it is in cache."""
         film = self._film(noise, t)
-        for k, conv in enumerate(self.g_a):
-            if k == 3:
-                return conv(x)
-            if film is None:
-                x = conv(x, then=self.g_a_gdn[k])
-                continue
-            x = conv(x)
-            x *= film[0][k]
-            x += film[1][k]
-            self.g_a_gdn[k].inplace(x.reshape(-1, x.shape[-1]))
-        return x
+        padded = False
+        for k, conv in enumerate(self.g_a[:3]):
+            gdn = self.g_a_gdn[k].inplace
+            then = gdn if film is None else _film_then(film[0][k], film[1][k], gdn)
+            x = conv(x, then=then, padded=padded, frame=self.g_a[k + 1].kernel // 2)
+            padded = True
+        return self.g_a[3](x, padded=padded)
 
     def hyper_analysis(self, y: np.ndarray) -> np.ndarray:
         """Gained y' (h, w, M) -> z_hat, int64 (N, ceil(h/4), ceil(w/4))."""
@@ -245,8 +275,24 @@ class Transforms:
         return np.round(z).astype(np.int64).transpose(2, 0, 1)
 
     def synthesis(self, y_hat: np.ndarray, t: float) -> np.ndarray:
-        """g_s: gained y_hat' (h, w, M) -> pixels (16 h, 16 w, 3) in [0, 1]."""
+        """g_s: gained y_hat' (h, w, M) -> pixels (16 h, 16 w, 3) in [0, 1]. Each layer writes
+        its output inside the zero frame the next one pads with (the last, col2im, pads none)."""
         x = y_hat * self.inverse_gain(t)
-        for k, deconv in enumerate(self.g_s):
-            x = deconv(x, then=self.g_s_gdn[k] if k < 3 else None)
+        padded = False
+        for k, deconv in enumerate(self.g_s[:3]):
+            frame = 0 if self.g_s[k + 1].scatter else 1
+            x = deconv(x, then=self.g_s_gdn[k].inplace, padded=padded, frame=frame)
+            padded = frame == 1
+        x = self.g_s[3](x, padded=padded)
         return np.clip(x, 0, 1, out=x)
+
+
+def _film_then(scale: np.ndarray, shift: np.ndarray, then: PerPixel) -> PerPixel:
+    """Per pixel: x * scale + shift (g_a's conditioning), then `then`."""
+
+    def run(x: np.ndarray) -> None:
+        x *= scale
+        x += shift
+        then(x)
+
+    return run
