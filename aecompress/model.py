@@ -20,8 +20,8 @@ strong as it likes, since it only chooses the latents; the decoder, and what it 
 With `quality_conditioned`, g_a also takes the quality, by the same FiLM of its first three
 convolutions, learned per gain anchor and interpolated like the gains (zero: no change): a
 gain alone scales one latent for every rate, while a high rate wants finer detail in it than a
-low one. Again only the encoder changes; y is then made once per whole quality (the codec
-conditions g_a on the nearest: codec.conditioning).
+low one. Again only the encoder changes; the codec makes y for qualities in steps of 5 (the
+step at or below: codec.conditioning).
 
 Minnen, Balle, Toderici, "Joint autoregressive and hierarchical priors", NeurIPS 2018 (the
 mean-scale hyperprior, without the serial context model); Cui et al., "Asymmetric gained

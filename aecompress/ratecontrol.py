@@ -1,19 +1,18 @@
 """Rate control: the quality that meets a target size, bitrate or PSNR.
 
 The file is `codec.encode` at the quality found. The shipped model's g_a takes the quality,
-but only the whole quality nearest it (`codec.conditioning`): within half a quality of a whole
-one, only the gain moves. So where g_a has run, the file's latents at every quality of that span are at hand
-for the price of quantizing them, and g_a, most of an encode, runs two or three times:
+but in steps of 5 (`codec.conditioning`): within a step only the gain moves. So where g_a has
+run, the file's latents at every quality of that step are at hand for the price of quantizing
+them, and g_a, most of an encode, runs twice in most searches:
 
 1. g_a at mid quality. Its latents, gained for other qualities, give a curve of the real one's
    shape, only flatter (the real latents change with the quality too): scaled by the typical
    factor for each quality, it puts the answer within a quality or two.
-2. g_a at the whole quality of that estimate. Across its span every value is exact, and
-   secant steps on them find the best quality there to within CLOSE. An answer beyond the
-   span (the first estimate is off by one to two qualities on many photos: how much steeper
-   the real curve is varies between them) is placed by latents interpolated between the runs
-   (linearly in log quality: they change faster at low qualities than at high ones), and g_a
-   runs there in turn.
+2. g_a for the step of that estimate. Across the step every value is exact, and secant steps
+   on them find the best quality there to within CLOSE. An answer beyond the step (an estimate
+   near the step's edge can be off by enough: how much steeper the real curve is varies between
+   photos) is placed by latents interpolated between the runs (linearly in log quality: they
+   change faster at low qualities than at high ones), and g_a runs there in turn.
 
 Where g_a ran, sizes are the two streams coded for real, so a file that fits is known to.
 Elsewhere they are the streams' ideal code lengths under the integer tables, with the integer
@@ -76,19 +75,19 @@ class Result:
 
 
 class _Runs:
-    """The g_a runs of one image: exact values within half a quality of each, estimates elsewhere
-    from latents interpolated between them."""
+    """The g_a runs of one image: exact values across the step of each, estimates elsewhere from
+    latents interpolated between them."""
 
     def __init__(self, m: zoo.CodingModel, source: codec.Source, noise: float, device: str):
         self.m, self.source, self.noise, self.device = m, source, noise, device
         self.transforms = codec.transforms_for(m, device)
-        self.y: dict[float, np.ndarray] = {}  # whole quality -> g_a's latents for it, before the gain
+        self.y: dict[float, np.ndarray] = {}  # step -> g_a's latents for it, before the gain
         self.exact: dict[tuple, object] = {}  # where g_a ran for the quality: the file's latents, size, PSNR
         self.estimates: dict[tuple, object] = {}  # elsewhere, from the runs so far
         self._container: int | None = None
 
     def ran(self, q: float) -> bool:
-        """Whether g_a ran for q: then the file's latents at q are at hand, and all at q is exact."""
+        """Whether g_a ran for q's step: then the file's latents at q are at hand, and all at q is exact."""
         if not self.m.config.quality_conditioned:
             return bool(self.y)  # y does not depend on the quality: one run serves all
         return codec.conditioning(q) in self.y

@@ -17,6 +17,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "startup.json"
 FIGURES = ("median", "mean", "stddev", "min", "max")
+PLAIN_ENCODE = "encode kodim23.png -o x.aec -f"
 
 
 def record(times: dict, version: str, cores: int, runs: int, warmup: int) -> dict:
@@ -33,6 +34,12 @@ def markdown(record: dict) -> str:
     for r in record["results"]:
         lines.append(f"| `{r['command']}` | {r['median']:.3f} | {r['mean']:.3f} ± {r['stddev']:.3f} "
                      f"| {r['min']:.3f} | {r['max']:.3f} |")
+    plain = next((r for r in record["results"] if r["command"].endswith(PLAIN_ENCODE)), None)
+    targets = [r for r in record["results"] if "--target-" in r["command"]]
+    if plain and targets:
+        ratios = ", ".join(f"`{r['command'].split(PLAIN_ENCODE)[1].strip()}` {r['median'] / plain['median']:.2f}"
+                           for r in targets)
+        lines += ["", f"Rate control, median over the plain encode's median: {ratios}."]
     return "\n".join(lines) + "\n"
 
 

@@ -87,23 +87,24 @@ def test_a_model_whose_latents_ignore_the_quality_runs_g_a_once(tiny, monkeypatc
     assert len(runs) == 1 and result.data == codec.encode(img, result.quality, model=tiny)
 
 
-def test_g_a_makes_its_latents_for_the_whole_quality_nearest(shipped):
+def test_g_a_makes_its_latents_for_the_step_at_or_below_the_quality(shipped):
     img = photo(64, 96)
     y = codec.analysis(shipped, img, 35.0)
-    assert all(np.array_equal(codec.analysis(shipped, img, q), y) for q in (34.5, 35.2, 35.49))
-    assert not np.array_equal(codec.analysis(shipped, img, 35.5), y)
-    assert codec.conditioning(0.2) == 1 and codec.conditioning(100) == 100
+    assert all(np.array_equal(codec.analysis(shipped, img, q), y) for q in (35.2, 37.0, 39.99))
+    assert not any(np.array_equal(codec.analysis(shipped, img, q), y) for q in (34.99, 40.0))
+    assert [codec.conditioning(q) for q in (0.2, 4.9, 5.0, 99.9, 100.0)] == [1, 1, 5, 95, 100]
 
 
-def test_a_target_within_half_a_quality_of_the_first_run_needs_no_other(shipped, monkeypatch):
-    """Every quality within half of a run's whole one is exact for the price of quantizing."""
+def test_a_target_within_the_first_runs_step_needs_no_other_run(shipped, monkeypatch):
+    """Every quality of a run's step is exact for the price of quantizing."""
     img = photo(160, 224)
     runs = []
     analysis = codec.analysis
     monkeypatch.setattr(codec, "analysis", lambda *a, **k: runs.append(a[2]) or analysis(*a, **k))
-    size = len(codec.encode(img, ratecontrol.START + 0.3, model=shipped))
+    at = ratecontrol.START + codec.CONDITIONING_STEP - 1.3
+    size = len(codec.encode(img, at, model=shipped))
     runs.clear()
     result = ratecontrol.encode_to_target(img, ratecontrol.Target("size", size), shipped)
-    assert result.reached and len(result.data) <= size and result.quality >= ratecontrol.START + 0.3 - 0.15
+    assert result.reached and len(result.data) <= size and result.quality >= at - 0.15
     assert result.data == codec.encode(img, result.quality, model=shipped)
     assert runs == [ratecontrol.START]
