@@ -53,6 +53,8 @@ def stage(previous: dict | None, model: dict) -> str:
         return "the same model, its context model trained further (--context-only)"
     if model["metadata"].get("train_config", {}).get("encoder_only"):
         return "the same model, its encoder trained further (--encoder-only)"
+    if model["metadata"].get("train_config", {}).get("decoder_only"):
+        return "the same model, its decoder trained further; every file's bits unchanged (--decoder-only)"
     return "the same model, trained further"
 
 
