@@ -139,8 +139,7 @@ class _Runs:
         if self.ran(q):
             return math.log(self.coded_streams(q))
         if ("log_streams", q) not in self.estimates:
-            coded = self.measured("streams") or list(self.y)
-            near = min(coded, key=lambda r: abs(r - q))
+            near = min(self._coded(), key=lambda r: abs(r - q))
             bias = math.log(self.coded_streams(near)) - self._log_ideal(near)
             self.estimates["log_streams", q] = self._log_ideal(q) + bias
         return self.estimates["log_streams", q]
@@ -149,7 +148,7 @@ class _Runs:
         """The bytes of the file besides its two streams (alpha, ICC, EXIF, the header): the same
         at every quality."""
         if self._container is None:
-            q = (self.measured("streams") or list(self.y))[0]
+            q = self._coded()[0]
             whole = len(codec.pack(self.m, self.source, self.streams(q), q, self.noise))
             self._container = whole - self.coded_streams(q)
         return self._container
@@ -162,6 +161,10 @@ class _Runs:
             pixels = codec.synthesize(self.m, self.latents(q), q, w, h, self.device)
             store["psnr", q] = metrics.psnr(self.source.rgb, pixels)
         return store["psnr", q]
+
+    def _coded(self) -> list[float]:
+        """Qualities whose streams are coded, or else the runs' own (coded when asked)."""
+        return self.measured("streams") or list(self.y)
 
     def measured(self, kind: str) -> list[float]:
         """The qualities where this exact value ("psnr", "streams") is known."""
