@@ -7,8 +7,8 @@ of output rows at a time, so the patch matrix stays small for any image.
 A stride-2 transposed convolution with a 5x5 kernel (padding 2, output padding 1) is computed
 from its four output phases: output pixel (2i + a, 2j + b) reads input pixels (i + di, j + dj)
 with di, dj in {-1, 0, 1} through tap (a + 2 - 2 di, b + 2 - 2 dj) of the kernel, when that
-tap exists. So one product of the input's 3x3 patches with a (9 C, 4 O) matrix gives all
-four phases at once.
+tap exists. So products of the input's 3x3 patches give all four phases at once: one for
+the output rows of each phase a, each written straight into its rows.
 
 The same functions evaluate the integer networks exactly in float64 (exact.py): sums of
 integers below 2**53 come out the same in any order, so BLAS kernels cannot change them.
@@ -23,6 +23,7 @@ import numpy as np
 
 BAND_ELEMENTS = 1 << 23  # patch-matrix entries per band (32 MB in float32)
 PerPixel = Callable[[np.ndarray], None]  # works in place on rows (pixels, channels)
+Product = tuple[int, np.ndarray, np.ndarray]  # (first patch column it reads, matrix, bias)
 
 
 def _patches(xp: np.ndarray, rows: slice, k: int, stride: int, out_w: int) -> np.ndarray:
@@ -36,21 +37,24 @@ def _patches(xp: np.ndarray, rows: slice, k: int, stride: int, out_w: int) -> np
     return view.reshape(n * out_w, k * k * C)
 
 
-def _banded(xp: np.ndarray, k: int, stride: int, out_h: int, out_w: int, matrix: np.ndarray,
-            bias: np.ndarray, write: Callable[[int, int, np.ndarray], None], then: PerPixel | None) -> None:
-    """Output rows of patches @ matrix + bias, a band of rows at a time, in one buffer that
-    stays in cache: `then` runs on each band in place, and `write(r0, r1, band)` puts the
-    band's rows [r0, r1) where they belong."""
-    per_row = max(1, BAND_ELEMENTS // max(1, out_w * matrix.shape[0]))
-    buffer = np.empty((min(per_row, out_h) * out_w, matrix.shape[1]), matrix.dtype)
+def _banded(xp: np.ndarray, k: int, stride: int, out_h: int, out_w: int, products: list[Product],
+            write: Callable[[int, int, list[np.ndarray]], None], then: PerPixel | None) -> None:
+    """Output rows of each product (patches[:, first:] @ matrix + bias), a band of rows at a
+    time, in buffers that stay in cache: `then` runs on each band in place, and
+    `write(r0, r1, bands)` puts the bands' rows [r0, r1) where they belong."""
+    per_row = max(1, BAND_ELEMENTS // max(1, out_w * k * k * xp.shape[2]))
+    n = min(per_row, out_h) * out_w
+    buffers = [np.empty((n, matrix.shape[1]), matrix.dtype) for _, matrix, _ in products]
     for r0 in range(0, out_h, per_row):
         rows = slice(r0, min(out_h, r0 + per_row))
-        band = buffer[: (rows.stop - r0) * out_w]
-        np.matmul(_patches(xp, rows, k, stride, out_w), matrix, out=band)
-        band += bias
-        if then is not None:
-            then(band)
-        write(r0, rows.stop, band)
+        patches = _patches(xp, rows, k, stride, out_w)
+        bands = [buffer[: patches.shape[0]] for buffer in buffers]
+        for band, (first, matrix, bias) in zip(bands, products):
+            np.matmul(patches[:, first:], matrix, out=band)
+            band += bias
+            if then is not None:
+                then(band)
+        write(r0, rows.stop, bands)
 
 
 def _framed(h: int, w: int, c: int, frame: int, dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -88,10 +92,10 @@ class Conv:
         out_h, out_w = (xp.shape[0] - k) // s + 1, (xp.shape[1] - k) // s + 1
         out, inside = _framed(out_h, out_w, self.matrix.shape[1], frame, self.matrix.dtype)
 
-        def write(r0: int, r1: int, band: np.ndarray) -> None:
-            inside[r0:r1] = band.reshape(r1 - r0, out_w, -1)
+        def write(r0: int, r1: int, bands: list[np.ndarray]) -> None:
+            inside[r0:r1] = bands[0].reshape(r1 - r0, out_w, -1)
 
-        _banded(xp, k, s, out_h, out_w, self.matrix, self.bias, write, then)
+        _banded(xp, k, s, out_h, out_w, [(0, self.matrix, self.bias)], write, then)
         return out
 
 
@@ -102,7 +106,11 @@ class Deconv:
     layer, 3 channels) the input's patches would cost more than the product, so each input
     pixel's 25 x O contributions are computed instead and added into place (col2im)."""
 
-    matrix: np.ndarray  # phases: (9 C, 4 O), [3x3 input patch] -> [phase (a, b), O]; col2im: (25 O, C)
+    # Phases: for output rows of phase a = 0 and a = 1, [3x3 input patch] -> [phase b, O], (9 C, 2 O)
+    # and (6 C, 2 O): the rows a = 1 never read input row i - 1 (through tap 5, which a 5x5
+    # kernel lacks), so their product starts past those patch columns, a sixth fewer
+    # multiplications than one (9 C, 4 O) product. col2im: one (25 O, C).
+    matrices: tuple[np.ndarray, ...]
     bias: np.ndarray  # (O,)
     scatter: bool  # col2im rather than phases
 
@@ -113,16 +121,17 @@ class Deconv:
             raise ValueError("only 5x5 transposed convolutions are supported")
         if O <= 8:
             matrix = weight.transpose(2, 3, 1, 0).reshape(25 * O, C)
-            return Deconv(np.ascontiguousarray(matrix, dtype), bias.astype(dtype), True)
-        matrix = np.zeros((3, 3, C, 2, 2, O), dtype)
+            return Deconv((np.ascontiguousarray(matrix, dtype),), bias.astype(dtype), True)
+        matrix = np.zeros((2, 3, 3, C, 2, O), dtype)  # (a, di, dj, C, b, O)
         for a in (0, 1):
             for b in (0, 1):
                 for di in (-1, 0, 1):
                     for dj in (-1, 0, 1):
                         ty, tx = a + 2 - 2 * di, b + 2 - 2 * dj
                         if ty <= 4 and tx <= 4:
-                            matrix[di + 1, dj + 1, :, a, b] = weight[:, :, ty, tx]
-        return Deconv(matrix.reshape(9 * C, 4 * O), bias.astype(dtype), False)
+                            matrix[a, di + 1, dj + 1, :, b] = weight[:, :, ty, tx]
+        rows_0, rows_1 = matrix[0].reshape(9 * C, 2 * O), matrix[1, 1:].reshape(6 * C, 2 * O)
+        return Deconv((rows_0, np.ascontiguousarray(rows_1)), bias.astype(dtype), False)
 
     def __call__(self, x: np.ndarray, then: PerPixel | None = None, padded: bool = False,
                  frame: int = 0) -> np.ndarray:
@@ -135,16 +144,20 @@ class Deconv:
         xp = x if padded else np.pad(x, ((1, 1), (1, 1), (0, 0)))
         H, W = xp.shape[0] - 2, xp.shape[1] - 2
         O = self.bias.size
-        out, inside = _framed(2 * H, 2 * W, O, frame, self.matrix.dtype)
+        out, inside = _framed(2 * H, 2 * W, O, frame, self.bias.dtype)
 
-        def write(r0: int, r1: int, band: np.ndarray) -> None:
-            phases = band.reshape(r1 - r0, W, 2, 2, O)
-            for a in (0, 1):
-                for b in (0, 1):
-                    inside[2 * r0 + a : 2 * r1 : 2, b::2] = phases[:, :, a, b]
+        def write(r0: int, r1: int, bands: list[np.ndarray]) -> None:
+            # The band of phase a, (row i, column j, b, O), is output row 2 i + a, columns 2 j + b:
+            # one copy into a view of the output's rows with its axes split.
+            rows = inside[2 * r0 : 2 * r1].reshape(r1 - r0, 2, W, 2 * O)
+            for a, band in enumerate(bands):
+                rows[:, a] = band.reshape(r1 - r0, W, 2 * O)
 
-        per_phase = None if then is None else lambda band: then(band.reshape(-1, O))
-        _banded(xp, 3, 1, H, W, self.matrix, np.tile(self.bias, 4), write, per_phase)
+        C = xp.shape[2]
+        bias = np.tile(self.bias, 2)
+        products = [(0, self.matrices[0], bias), (3 * C, self.matrices[1], bias)]
+        per_pixel = None if then is None else lambda band: then(band.reshape(-1, O))
+        _banded(xp, 3, 1, H, W, products, write, per_pixel)
         return out
 
     def _scatter(self, x: np.ndarray) -> np.ndarray:
@@ -154,8 +167,8 @@ class Deconv:
         are interleaved."""
         H, W, C = x.shape
         O = self.bias.size
-        planes = (self.matrix @ x.reshape(-1, C).T).reshape(5, 5, O, H, W)
-        phases = np.zeros((2, 2, O, H + 2, W + 2), self.matrix.dtype)  # a frame of 1 for the shifts
+        planes = (self.matrices[0] @ x.reshape(-1, C).T).reshape(5, 5, O, H, W)
+        phases = np.zeros((2, 2, O, H + 2, W + 2), self.bias.dtype)  # a frame of 1 for the shifts
         for ty in range(5):
             a, di = ty % 2, (ty % 2 + 2 - ty) // 2
             for tx in range(5):
