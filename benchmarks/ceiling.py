@@ -1,13 +1,14 @@
-"""Where the default model's PSNR stops rising: in the quantizer or in the transforms.
+"""Where a model's PSNR stops rising (the default's, unless --model): in the quantizer or in the transforms.
 
-    python benchmarks/ceiling.py [--images DIR] [--qualities 60 80 100] [--out FILE]
+    python benchmarks/ceiling.py [--model NAME|FILE|CHECKPOINT] [--images DIR] [--qualities 60 80 100] [--out FILE]
 
 For each image and quality, the same latents of g_a decoded two ways by g_s: as the file codes
 them (rounded around the entropy model's means), and without rounding at all (y times the
 quality's gain, as it leaves g_a). The first is the codec's PSNR; the second is what the
 transforms alone give back, the most any quantizer could reach with them. If the two meet at the
 top quality, finer quantization (more bits) cannot lift the ceiling: only transforms that
-reconstruct better can. Writes benchmarks/results/ceiling.json and prints the means.
+reconstruct better can. Writes benchmarks/results/ceiling.json (ceiling-MODEL.json for another
+model) and prints the means.
 """
 
 from __future__ import annotations
@@ -20,19 +21,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from aecompress import codec, metrics, tiling, zoo
+from aecompress import codec, metrics, tiling
 from aecompress.config import quality_to_t
+from ship_test import coding_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--model", help="a shipped model's name, a weights file or a run's checkpoint (default: the default model)")
     ap.add_argument("--images", type=Path, default=ROOT / "../shared/data/kodak")
     ap.add_argument("--qualities", type=float, nargs="+", default=[60.0, 80.0, 100.0])
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/ceiling.json")
+    ap.add_argument("--out", type=Path, help="default: benchmarks/results/ceiling.json, or ceiling-MODEL.json with --model")
     args = ap.parse_args()
-    m = zoo.load()
+    m = coding_model(args.model) if args.model else codec.load_model(None)
     paths = sorted(p for p in args.images.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     rows = []
     for path in paths:
@@ -57,10 +60,11 @@ def main() -> None:
         at = [r for r in rows if r["quality"] == q]
         bpp, coded, unrounded = (float(np.mean([r[k] for r in at])) for k in ("bpp", "coded_psnr", "unrounded_psnr"))
         print(f"| {q:g} | {bpp:.3f} | {coded:.2f} | {unrounded:.2f} | {unrounded - coded:.2f} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"model": m.name, "images": str(args.images.resolve().name),
+    out = args.out or ROOT / "benchmarks/results" / (f"ceiling-{m.name}.json" if args.model else "ceiling.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"model": m.name, "images": str(args.images.resolve().name),
                                     "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rows": rows}, indent=1) + "\n")
-    print(f"\nwrote {args.out}")
+    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":
