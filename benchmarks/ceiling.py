@@ -20,20 +20,20 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from ship_test import coding_model
 
 from aecompress import codec, metrics, tiling
 from aecompress.config import quality_to_t
-from ship_test import coding_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", help="a shipped model's name, a weights file or a run's checkpoint (default: the default model)")
+    ap.add_argument("--model", help="a shipped model's name, a weights file or a run's checkpoint")
     ap.add_argument("--images", type=Path, default=ROOT / "../shared/data/kodak")
     ap.add_argument("--qualities", type=float, nargs="+", default=[60.0, 80.0, 100.0])
-    ap.add_argument("--out", type=Path, help="default: benchmarks/results/ceiling.json, or ceiling-MODEL.json with --model")
+    ap.add_argument("--out", type=Path, help="default: benchmarks/results/ceiling[-MODEL].json")
     args = ap.parse_args()
     m = coding_model(args.model) if args.model else codec.load_model(None)
     paths = sorted(p for p in args.images.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
