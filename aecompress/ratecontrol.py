@@ -12,7 +12,10 @@ them, and g_a, most of an encode, runs twice in most searches:
    on them find the best quality there to within CLOSE. An answer beyond the step (an estimate
    near the step's edge can be off by enough: how much steeper the real curve is varies between
    photos) is placed by latents interpolated between the runs (linearly in log quality: they
-   change faster at low qualities than at high ones), and g_a runs there in turn.
+   change faster at low qualities than at high ones), and g_a runs there in turn. For PSNR,
+   whose flat top puts curves through values a few thousandths of a dB apart far off, the end
+   of the best one's step is tried first (exact, without a run), and a try just past the best
+   that fits sends the next one twice as far.
 
 Where g_a ran, sizes are the two streams coded for real, so a file that fits is known to.
 Elsewhere they are the streams' ideal code lengths under the integer tables, with the integer
@@ -175,6 +178,15 @@ def _clip(q: float) -> float:
     return round(min(max(q, 1.0), 100.0), 2)
 
 
+def _step_end(q: float, direction: float) -> float:
+    """The last quality of q's step (codec.conditioning) in this direction (+1 up, -1 down)."""
+    start = codec.conditioning(q)
+    if direction < 0:
+        return start
+    following = codec.CONDITIONING_STEP if start == 1 else start + codec.CONDITIONING_STEP
+    return min(_clip(following - 0.01), 100.0)
+
+
 def _solve(f: Callable[[float], float], goal: float, q: float, slope: float, bounds: tuple[float, float],
            evals: int, exact: Callable[[float], bool] = lambda q: False) -> tuple[float, float]:
     """Where the rising f meets the goal: secant steps from q, through at most `evals` more
@@ -225,6 +237,7 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
     one_run = lambda q: base + steeper(q) * (value(q) - base)  # its latents at every quality, made steeper
     q, slope = _solve(one_run, goal(), START, typical, bounds, FIRST_EVALS[kind])
     best = miss = None  # the best quality that fits, the nearest one past it that does not
+    farther = 0  # PSNR: tries past the best that fitted although the curve put none there
 
     def placed(q: float) -> float:
         """Where to try next for a curve's answer q: a margin inside it, or CLOSE inside a miss
@@ -254,14 +267,26 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
             r = min(near, key=lambda r: abs(r - q))
             slope = min(max((value(q) - value(r)) / (q - r), bounds[0]), bounds[1])
         answer, slope = _solve(value, goal(), q, slope, bounds, LATER_EVALS[kind], runs.ran)
-        if best is not None and (best - answer) * side <= CLOSE:
-            # The curve puts no quality more than CLOSE better than the best within reach. Where
-            # g_a ran for the one CLOSE better, its value is exact: a miss there proves it.
-            q = _clip(best - side * CLOSE)
-            if q == best or not runs.ran(q):
-                break
-            continue
-        q = placed(answer)
+        proving = best is not None and (best - answer) * side <= CLOSE
+        if proving:
+            # The curve puts no quality more than CLOSE better than the best: a miss CLOSE better
+            # proves it. For PSNR, each time the one tried fits instead, the curve was flatter
+            # than it seemed (near the top it moves by thousandths of a dB per 0.1, and wavers
+            # as much), and the next try goes twice as far, up to a miss. (Code lengths are
+            # steep: there the curve's answer is close, and one try further is the proof.)
+            gap = CLOSE * 2**farther if psnr else CLOSE
+            if miss is not None:
+                gap = min(gap, max(CLOSE, round(abs(best - miss) / 2, 2)))
+            q = _clip(best - side * gap)
+            farther += 1
+        else:
+            q = placed(answer)
+        if best is not None and not runs.ran(q):
+            edge = _step_end(best, -side)
+            if psnr and edge not in tried:
+                q = edge  # every value in best's step is exact: its end first, before another run
+            elif proving:
+                break  # proving the best would take another run of g_a
     while best is None and q != end:  # rare: plain steps towards the end that fits most
         q = _clip(q + 10 * side * MARGIN)
         runs.run(q)
