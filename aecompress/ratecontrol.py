@@ -178,15 +178,6 @@ def _clip(q: float) -> float:
     return round(min(max(q, 1.0), 100.0), 2)
 
 
-def _step_end(q: float, direction: float) -> float:
-    """The last quality of q's step (codec.conditioning) in this direction (+1 up, -1 down)."""
-    start = codec.conditioning(q)
-    if direction < 0:
-        return start
-    following = codec.CONDITIONING_STEP if start == 1 else start + codec.CONDITIONING_STEP
-    return min(_clip(following - 0.01), 100.0)
-
-
 def _solve(f: Callable[[float], float], goal: float, q: float, slope: float, bounds: tuple[float, float],
            evals: int, exact: Callable[[float], bool] = lambda q: False) -> tuple[float, float]:
     """Where the rising f meets the goal: secant steps from q, through at most `evals` more
@@ -282,9 +273,9 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
         else:
             q = placed(answer)
         if best is not None and not runs.ran(q):
-            edge = _step_end(best, -side)
-            if psnr and edge not in tried:
-                q = edge  # every value in best's step is exact: its end first, before another run
+            lowest = codec.conditioning(best)  # of best's step, where every value is exact
+            if psnr and lowest not in tried:
+                q = lowest  # tried before g_a runs for a lower step
             elif proving:
                 break  # proving the best would take another run of g_a
     while best is None and q != end:  # rare: plain steps towards the end that fits most
