@@ -62,8 +62,9 @@ def main() -> None:
         print(f"| {q:g} | {bpp:.3f} | {coded:.2f} | {unrounded:.2f} | {unrounded - coded:.2f} |")
     out = args.out or ROOT / "benchmarks/results" / (f"ceiling-{m.name}.json" if args.model else "ceiling.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"model": m.name, "images": str(args.images.resolve().name),
-                                    "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rows": rows}, indent=1) + "\n")
+    record = {"model": m.name, "images": args.images.resolve().name,
+              "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rows": rows}
+    out.write_text(json.dumps(record, indent=1) + "\n")
     print(f"\nwrote {out}")
 
 
