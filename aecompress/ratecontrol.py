@@ -56,8 +56,8 @@ STEEPER = {"size": ((5, 1.06), (10, 1.09), (20, 1.18), (30, 1.24), (40, 1.21), (
                     (60, 1.11), (70, 1.08), (80, 1.07), (90, 1.06), (95, 1.06)),
            "psnr": ((5, 1.02), (10, 1.02), (20, 1.06), (30, 1.12), (40, 1.14), (45, 1.14), (55, 1.14),
                     (60, 1.12), (70, 1.11), (80, 1.12), (90, 1.12), (95, 1.12))}
-# The flattest slope a secant step takes, as a share of the typical one: on a small image code
-# lengths can stall for a quality; PSNR flattens near the top (about 0.02 dB per quality at 80).
+# The flattest slope a secant step takes, as a share of the typical one (along `_Axis`): on a
+# small image code lengths can stall for a quality; PSNR wavers near the top, and photos differ.
 FLATTEST = {"size": 1 / 3, "psnr": 1 / 8}
 REFINE = 0.1  # secant steps stop when they move by no more than this
 # How PSNR rises with the quality on photos, in dB per quality: geometric means over 16
