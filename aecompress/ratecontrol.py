@@ -266,7 +266,8 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
     axis = _Axis(PSNR_SLOPES) if psnr else _Axis()
     q, slope = _solve(one_run, goal(), START, typical, bounds, FIRST_EVALS[kind], axis)
     best = miss = None  # the best quality that fits, the nearest one past it that does not
-    farther = 0  # PSNR: tries past the best that fitted although the curve put none there
+    farther = 0  # PSNR: tries past the best that fitted by more than the curve allowed
+    proof = None  # the last try CLOSE (or farther) past the best
 
     def placed(q: float) -> float:
         """Where to try next for a curve's answer q: a margin inside it, or CLOSE inside a miss
@@ -284,6 +285,8 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
         runs.run(q)
         if fits(q):
             best = q if best is None or (q - best) * side < 0 else best
+            if psnr and q == proof and value(q) - goal() > slope * (axis(q) - axis(q - CLOSE)) / 2:
+                farther += 1  # the curve is flatter here than it seemed: the next try goes farther
         else:
             miss = q if miss is None or (q - miss) * side > 0 else miss
         if best is not None and miss is not None and abs(miss - best) <= CLOSE + 0.005:
@@ -302,15 +305,16 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
         proving = best is not None and (best - answer) * side <= CLOSE
         if proving:
             # The curve puts no quality more than CLOSE better than the best: a miss CLOSE better
-            # proves it. For PSNR, each time the one tried fits instead, the curve was flatter
-            # than it seemed (near the top it moves by thousandths of a dB per 0.1, and wavers
-            # as much), and the next try goes twice as far, up to a miss. (Code lengths are
-            # steep: there the curve's answer is close, and one try further is the proof.)
+            # proves it. For PSNR, each time the one tried fits instead, by more than half what
+            # the curve rises over CLOSE, the curve was flatter than it seemed (near the top it
+            # moves by thousandths of a dB per 0.1, and wavers as much), and the next try goes
+            # twice as far, up to a miss; one that fits by less is at the answer, and the next
+            # goes CLOSE further. (Code lengths are steep: there the curve's answer is close,
+            # and one try further is the proof.)
             gap = CLOSE * 2**farther if psnr else CLOSE
             if miss is not None:
                 gap = min(gap, max(CLOSE, round(abs(best - miss) / 2, 2)))
-            q = _clip(best - side * gap)
-            farther += 1
+            q = proof = _clip(best - side * gap)
         else:
             q = placed(answer)
         if best is not None and (not runs.ran(q) or codec.conditioning(q) < codec.conditioning(best)):
