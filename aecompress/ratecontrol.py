@@ -312,6 +312,11 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
             # goes CLOSE further. (Code lengths are steep: there the curve's answer is close,
             # and one try further is the proof.)
             gap = CLOSE * 2**farther if psnr else CLOSE
+            if best == codec.conditioning(best):
+                # At its step's bottom: below it PSNR is greatest at the top of the step below
+                # (within a step it rises with the quality), CLOSE lower, and a try farther
+                # down that step tells nothing more.
+                gap = CLOSE
             if miss is not None:
                 gap = min(gap, max(CLOSE, round(abs(best - miss) / 2, 2)))
             q = proof = _clip(best - side * gap)
