@@ -309,14 +309,11 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
             # the curve rises over CLOSE, the curve was flatter than it seemed (near the top it
             # moves by thousandths of a dB per 0.1, and wavers as much), and the next try goes
             # twice as far, up to a miss; one that fits by less is at the answer, and the next
-            # goes CLOSE further. (Code lengths are steep: there the curve's answer is close,
-            # and one try further is the proof.)
-            gap = CLOSE * 2**farther if psnr else CLOSE
-            if best == codec.conditioning(best):
-                # At its step's bottom: below it PSNR is greatest at the top of the step below
-                # (within a step it rises with the quality), CLOSE lower, and a try farther
-                # down that step tells nothing more.
-                gap = CLOSE
+            # goes CLOSE further. A best at its step's bottom is proved CLOSE below it, never
+            # farther: there PSNR is greatest in the step below (within a step it rises with
+            # the quality). (Code lengths are steep: there the curve's answer is close, and one
+            # try further is the proof.)
+            gap = CLOSE * 2**farther if psnr and best != codec.conditioning(best) else CLOSE
             if miss is not None:
                 gap = min(gap, max(CLOSE, round(abs(best - miss) / 2, 2)))
             q = proof = _clip(best - side * gap)
