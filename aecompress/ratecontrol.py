@@ -215,6 +215,9 @@ class _Axis:
         return _clip(float(np.interp(self(q) + by, self.u, self.QUALITIES)))
 
 
+_QUALITY_AXIS, _PSNR_AXIS = _Axis(), _Axis(PSNR_SLOPES)
+
+
 def _solve(f: Callable[[float], float], goal: float, q: float, slope: float, bounds: tuple[float, float],
            evals: int, axis: _Axis, exact: Callable[[float], bool] = lambda q: False) -> tuple[float, float]:
     """Where the rising f meets the goal: secant steps from q, through at most `evals` more
@@ -263,7 +266,7 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
     runs.run(START)
     base = value(START)
     one_run = lambda q: base + steeper(q) * (value(q) - base)  # its latents at every quality, made steeper
-    axis = _Axis(PSNR_SLOPES) if psnr else _Axis()
+    axis = _PSNR_AXIS if psnr else _QUALITY_AXIS
     q, slope = _solve(one_run, goal(), START, typical, bounds, FIRST_EVALS[kind], axis)
     best = miss = None  # the best quality that fits, the nearest one past it that does not
     farther = 0  # PSNR: tries past the best that fitted by more than the curve allowed

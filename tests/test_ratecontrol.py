@@ -21,6 +21,11 @@ def photo(h: int, w: int) -> np.ndarray:
     return np.asarray(Image.open(SAMPLES / "kodim23.png").convert("RGB"))[100 : 100 + h, 200 : 200 + w]
 
 
+def psnr_at(img: np.ndarray, q: float, model: zoo.CodingModel) -> float:
+    """The PSNR of the plain encode at quality q, decoded."""
+    return metrics.psnr(img, np.asarray(codec.decode(codec.encode(img, q, model=model), model=model)))
+
+
 def test_size_target_lands_within_3_percent(tiny):
     img = smooth_image(256, 384)
     for q in (30, 70):
@@ -63,9 +68,7 @@ def test_size_target_gives_the_plain_encode_at_the_highest_quality_that_fits(shi
 
 def test_psnr_target_gives_the_plain_encode_at_the_lowest_quality_that_reaches_it(shipped):
     img = photo(160, 224)
-    at = lambda q: metrics.psnr(img, np.asarray(codec.decode(codec.encode(img, q, model=shipped),
-                                                             model=shipped)))
-    target = at(40.0)
+    target = psnr_at(img, 40.0, shipped)
     result = ratecontrol.encode_to_target(img, ratecontrol.Target("psnr", target), shipped)
     assert result.reached and result.psnr >= target
     assert result.data == codec.encode(img, result.quality, model=shipped)
@@ -119,11 +122,27 @@ def _counting(monkeypatch) -> tuple[list, list]:
     return analyses, syntheses
 
 
+def _whole_photo_search(shipped, monkeypatch, at: float) -> tuple[ratecontrol.Result, list, list]:
+    """The search for the PSNR of the sample photo's file at quality `at`: the result, the
+    qualities g_a ran for and those decoded. The file is the plain encode at its quality, meets
+    the target, and a quality at most CLOSE lower was decoded on the way and misses (PSNR wavers
+    near the top, so the proof is that one, not every quality below)."""
+    rgb = np.asarray(Image.open(SAMPLES / "kodim23.png").convert("RGB"))
+    target = psnr_at(rgb, at, shipped)
+    analyses, syntheses = _counting(monkeypatch)
+    result = ratecontrol.encode_to_target(rgb, ratecontrol.Target("psnr", target), shipped)
+    analyses, syntheses = list(analyses), list(syntheses)  # the search's own, before the checks decode
+    assert result.reached and result.data == codec.encode(rgb, result.quality, model=shipped)
+    below = [q for q in syntheses if result.quality - ratecontrol.CLOSE - 0.005 <= q < result.quality]
+    assert any(psnr_at(rgb, q, shipped) < target for q in below)
+    return result, analyses, syntheses
+
+
 def test_a_best_in_a_step_has_its_step_tried_to_the_end_before_g_a_runs_again(shipped, monkeypatch):
     """The curve's answer past the step of the best so far is checked at the step's end first:
     every value there is exact, and here the answer is inside, so g_a runs only twice."""
     img = photo(160, 224)
-    target = metrics.psnr(img, np.asarray(codec.decode(codec.encode(img, 70.35, model=shipped), model=shipped)))
+    target = psnr_at(img, 70.35, shipped)
     analyses, _ = _counting(monkeypatch)
     result = ratecontrol.encode_to_target(img, ratecontrol.Target("psnr", target), shipped)
     assert result.reached and result.data == codec.encode(img, result.quality, model=shipped)
@@ -135,7 +154,7 @@ def test_a_psnr_target_just_past_a_steps_edge_tries_the_steps_bottom_before_the_
     is 30.69 and the curve's answer lies below 30: 30.0 is tried next, exact without a run, and
     it fits. Searching the step below instead took 7 decodes."""
     img = photo(160, 224)
-    target = metrics.psnr(img, np.asarray(codec.decode(codec.encode(img, 30.05, model=shipped), model=shipped)))
+    target = psnr_at(img, 30.05, shipped)
     analyses, syntheses = _counting(monkeypatch)
     result = ratecontrol.encode_to_target(img, ratecontrol.Target("psnr", target), shipped)
     assert result.reached and result.quality == 30.0
@@ -160,17 +179,8 @@ def test_a_psnr_target_near_the_top_is_found_in_few_tries(shipped, monkeypatch):
     one twice as far, and the end of the best's step is tried before g_a runs for the step
     below. On the whole sample photo, a target from quality 80.35 took 3 runs of g_a and 16
     decodes with none of these; now 2 and 8."""
-    rgb = np.asarray(Image.open(SAMPLES / "kodim23.png").convert("RGB"))
-    psnr_at = lambda q: metrics.psnr(rgb, np.asarray(codec.decode(codec.encode(rgb, q, model=shipped), model=shipped)))
-    target = psnr_at(80.35)
-    analyses, syntheses = _counting(monkeypatch)
-    result = ratecontrol.encode_to_target(rgb, ratecontrol.Target("psnr", target), shipped)
+    _, analyses, syntheses = _whole_photo_search(shipped, monkeypatch, 80.35)
     assert len(analyses) <= 2 and len(syntheses) <= 8
-    assert result.reached and result.data == codec.encode(rgb, result.quality, model=shipped)
-    # Decoded on the way: a quality at most CLOSE lower that misses (PSNR wavers here, so the
-    # proof is that one, not every quality below).
-    below = [q for q in syntheses if result.quality - ratecontrol.CLOSE - 0.005 <= q < result.quality]
-    assert any(psnr_at(q) < target for q in below)
 
 
 @pytest.mark.shipped
@@ -178,12 +188,5 @@ def test_a_try_past_the_best_that_fits_by_a_hair_sends_the_next_one_only_close_f
     """Mid-curve, a try CLOSE below the best that fits by less than half what the curve rises
     over CLOSE is at the answer: the next try goes CLOSE further, not twice as far. On the whole
     sample photo, a target from quality 37.9 took 7 decodes when it went twice as far; now 6."""
-    rgb = np.asarray(Image.open(SAMPLES / "kodim23.png").convert("RGB"))
-    psnr_at = lambda q: metrics.psnr(rgb, np.asarray(codec.decode(codec.encode(rgb, q, model=shipped), model=shipped)))
-    target = psnr_at(37.9)
-    analyses, syntheses = _counting(monkeypatch)
-    result = ratecontrol.encode_to_target(rgb, ratecontrol.Target("psnr", target), shipped)
+    _, analyses, syntheses = _whole_photo_search(shipped, monkeypatch, 37.9)
     assert len(analyses) == 2 and len(syntheses) <= 6
-    assert result.reached and result.data == codec.encode(rgb, result.quality, model=shipped)
-    below = [q for q in syntheses if result.quality - ratecontrol.CLOSE - 0.005 <= q < result.quality]
-    assert any(psnr_at(q) < target for q in below)
