@@ -104,13 +104,13 @@ def test_a_target_within_the_first_runs_step_needs_no_other_run(shipped, monkeyp
     runs = []
     analysis = codec.analysis
     monkeypatch.setattr(codec, "analysis", lambda *a, **k: runs.append(a[2]) or analysis(*a, **k))
-    at = ratecontrol.START + codec.CONDITIONING_STEP - 1.3
+    at = ratecontrol.START["size"] + codec.CONDITIONING_STEP - 1.3
     size = len(codec.encode(img, at, model=shipped))
     runs.clear()
     result = ratecontrol.encode_to_target(img, ratecontrol.Target("size", size), shipped)
     assert result.reached and len(result.data) <= size and result.quality >= at - 0.15
     assert result.data == codec.encode(img, result.quality, model=shipped)
-    assert runs == [ratecontrol.START]
+    assert runs == [ratecontrol.START["size"]]
 
 
 def _counting(monkeypatch) -> tuple[list, list]:
@@ -150,16 +150,18 @@ def test_a_best_in_a_step_has_its_step_tried_to_the_end_before_g_a_runs_again(sh
 
 
 def test_a_psnr_target_just_past_a_steps_edge_tries_the_steps_bottom_before_the_step_below(shipped, monkeypatch):
-    """PSNR is least at the bottom of a step and jumps at its edge. Here the best that fits first
-    is 30.69 and the curve's answer lies below 30: 30.0 is tried next, exact without a run, and
-    it fits. Searching the step below instead took 7 decodes."""
+    """PSNR is least at the bottom of a step and jumps at its edge. Here g_a runs for step 30,
+    30.95 and then 30.18 fit, and the curve's answer lies below 30: 30.0 is tried next, exact
+    without a run, and it fits. No quality below 30 is decoded but the first run's estimate;
+    searching the step below instead took 7 decodes."""
     img = photo(160, 224)
     target = psnr_at(img, 30.05, shipped)
     analyses, syntheses = _counting(monkeypatch)
     result = ratecontrol.encode_to_target(img, ratecontrol.Target("psnr", target), shipped)
     assert result.reached and result.quality == 30.0
     assert result.data == codec.encode(img, 30.0, model=shipped)
-    assert len(analyses) == 2 and len(syntheses) <= 4
+    assert len(analyses) == 2 and len(syntheses) <= 5
+    assert min(syntheses[2:]) == 30.0  # the decodes after the first run's two
 
 
 def test_secant_steps_for_psnr_reach_further_towards_the_flat_top():

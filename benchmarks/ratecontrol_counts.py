@@ -1,0 +1,87 @@
+"""The work rate control does for a PSNR (or size) target: runs of g_a and g_s, counted.
+
+    python benchmarks/ratecontrol_counts.py [--kind psnr|size] [--module FILE] [--out FILE]
+
+Counts are what a search costs on any machine (g_a about 0.6 s and g_s about 0.2 s on a Kodak
+image on 2 cores; a plain encode is one g_a), and unlike times they do not move between runs.
+Targets: on 12 training photos (never Kodak), the PSNR (rounded to 0.1 dB) or the size (to
+100 bytes) of plain encodes at qualities 25.6, 41.9, 58.1, 74.4 and 89.4, which lie at
+different places within a step of codec.conditioning. --module counts another implementation
+of ratecontrol.py (an older one, from git show). Writes benchmarks/results/ratecontrol_counts_KIND.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAIN = ROOT / "../shared/data/train"
+QUALITIES = (25.6, 41.9, 58.1, 74.4, 89.4)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kind", choices=("psnr", "size"), default="psnr")
+    ap.add_argument("--photos", type=int, default=12)
+    ap.add_argument("--module", type=Path, help="another ratecontrol.py to count")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # steadier times beside other work
+
+    import numpy as np
+    from PIL import Image
+
+    from aecompress import codec, metrics, ratecontrol, zoo
+    from aecompress.train import list_images
+
+    if args.module:
+        spec = importlib.util.spec_from_file_location("aecompress._counted_ratecontrol", args.module)
+        ratecontrol = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(ratecontrol)
+    model = zoo.load()
+    files = list_images(TRAIN)
+    files = files[:: len(files) // args.photos][: args.photos]
+
+    analyses, syntheses = [], []
+    analysis, synthesize = codec.analysis, codec.synthesize
+    codec.analysis = lambda *a, **k: analyses.append(a[2]) or analysis(*a, **k)
+    codec.synthesize = lambda *a, **k: syntheses.append(a[2]) or synthesize(*a, **k)
+
+    rows = []
+    start = time.perf_counter()
+    for path in files:
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        for at in QUALITIES:
+            data = codec.encode(rgb, at, model=model)
+            if args.kind == "psnr":
+                value = round(metrics.psnr(rgb, np.asarray(codec.decode(data, model=model).convert("RGB"))), 1)
+            else:
+                value = round(len(data), -2)
+            analyses.clear(), syntheses.clear()
+            result = ratecontrol.encode_to_target(rgb, ratecontrol.Target(args.kind, value), model)
+            rows.append({"photo": path.name, "from_quality": at, "target": value, "quality": result.quality,
+                         "reached": result.reached, "g_a": len(analyses), "g_s": len(syntheses)})
+            print(f"{path.name:28} {value:9g} -> q {result.quality:6.2f}  g_a {len(analyses)}  g_s {len(syntheses)}",
+                  flush=True)
+    seconds = time.perf_counter() - start
+    summary = {"targets": len(rows), "g_a": sum(r["g_a"] for r in rows), "g_s": sum(r["g_s"] for r in rows),
+               "g_a_per_target": round(float(np.mean([r["g_a"] for r in rows])), 2),
+               "g_s_per_target": round(float(np.mean([r["g_s"] for r in rows])), 2), "seconds": round(seconds, 1)}
+    print(f"\n{summary['targets']} targets: g_a {summary['g_a']} ({summary['g_a_per_target']} a target), "
+          f"g_s {summary['g_s']} ({summary['g_s_per_target']}), {seconds:.0f} s with the plain encodes")
+    out = args.out or ROOT / f"benchmarks/results/ratecontrol_counts_{args.kind}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"model": model.name, "module": str(args.module or "aecompress/ratecontrol.py"),
+                               "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "summary": summary,
+                               "rows": rows}, indent=1) + "\n")
+    print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
