@@ -13,7 +13,6 @@ of ratecontrol.py (an older one, from git show). Writes benchmarks/results/ratec
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -35,15 +34,13 @@ def main() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # steadier times beside other work
 
     import numpy as np
+    from _ratecontrol import decoded_psnr, ratecontrol_module
     from PIL import Image
 
-    from aecompress import codec, metrics, ratecontrol, zoo
+    from aecompress import codec, zoo
     from aecompress.train import list_images
 
-    if args.module:
-        spec = importlib.util.spec_from_file_location("aecompress._counted_ratecontrol", args.module)
-        ratecontrol = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(ratecontrol)
+    ratecontrol = ratecontrol_module(args.module)
     model = zoo.load()
     files = list_images(TRAIN)
     files = files[:: len(files) // args.photos][: args.photos]
@@ -60,7 +57,7 @@ def main() -> None:
         for at in QUALITIES:
             data = codec.encode(rgb, at, model=model)
             if args.kind == "psnr":
-                value = round(metrics.psnr(rgb, np.asarray(codec.decode(data, model=model).convert("RGB"))), 1)
+                value = round(decoded_psnr(rgb, data, model), 1)
             else:
                 value = round(len(data), -2)
             analyses.clear(), syntheses.clear()

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _ratecontrol import decoded_psnr
 from PIL import Image
 
 from aecompress import codec, metrics, zoo
@@ -42,8 +43,7 @@ def factors(model: zoo.CodingModel, rgb: np.ndarray, start: float) -> dict[float
         return metrics.psnr(rgb, codec.synthesize(model, latents, q, w, h))
 
     def real(q: float) -> float:
-        data = codec.encode(rgb, q, model=model)
-        return metrics.psnr(rgb, np.asarray(codec.decode(data, model=model).convert("RGB")))
+        return decoded_psnr(rgb, codec.encode(rgb, q, model=model), model)
 
     base = first_run(start)
     return {q: (real(q) - base) / (first_run(q) - base) for q in QUALITIES if abs(q - start) > 2}

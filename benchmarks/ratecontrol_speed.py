@@ -43,17 +43,13 @@ def main() -> None:
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
 
-    import importlib.util
-
     import numpy as np
+    from _ratecontrol import decoded_psnr, ratecontrol_module
     from PIL import Image
 
-    from aecompress import codec, metrics, ratecontrol, zoo
+    from aecompress import codec, zoo
 
-    if args.module:
-        spec = importlib.util.spec_from_file_location("aecompress._timed_ratecontrol", args.module)
-        ratecontrol = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(ratecontrol)
+    ratecontrol = ratecontrol_module(args.module)
     model = zoo.load()
     runs = []
     analysis = codec.analysis
@@ -64,16 +60,13 @@ def main() -> None:
         out = f()
         return out, time.perf_counter() - start
 
-    def psnr_of(rgb, data):
-        return metrics.psnr(rgb, np.asarray(codec.decode(data, model=model).convert("RGB")))
-
     rows = []
     for path in IMAGES:
         rgb = np.asarray(Image.open(path).convert("RGB"))
         for name, kind, at in TARGETS:
             data = codec.encode(rgb, at, model=model)
             value = {"size": len(data), "bpp": len(data) * 8 / (rgb.shape[0] * rgb.shape[1]),
-                     "psnr": psnr_of(rgb, data)}[kind]
+                     "psnr": decoded_psnr(rgb, data, model)}[kind]
             target = ratecontrol.Target(kind, value)
             runs.clear()
             result = ratecontrol.encode_to_target(rgb, target, model)
@@ -85,7 +78,7 @@ def main() -> None:
             q = result.quality
             better = codec.encode(rgb, min(q + 0.1, 100) if kind != "psnr" else max(q - 0.1, 1), model=model)
             if kind == "psnr":
-                better_fits = q > 1 and psnr_of(rgb, better) >= value
+                better_fits = q > 1 and decoded_psnr(rgb, better, model) >= value
             else:
                 better_fits = q < 100 and len(better) <= (value if kind == "size" else value * rgb.size / 3 / 8)
             row = {"image": path.name, "pixels": rgb.shape[0] * rgb.shape[1], "target": name,
