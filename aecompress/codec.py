@@ -89,7 +89,8 @@ def conditioning(quality: float) -> float:
 
 
 def _t(model: zoo.CodingModel, quality: float) -> float | None:
-    """The quality axis g_a is conditioned on, or None for a model whose y ignores it."""
+    """The quality axis g_a is conditioned on, or None for a model whose y ignores it. `quality`
+    is the file's, or the step whose latents it takes (ratecontrol.REACH)."""
     return quality_to_t(conditioning(quality)) if model.config.quality_conditioned else None
 
 
@@ -99,7 +100,7 @@ def analysis(model: zoo.CodingModel, rgb: np.ndarray, quality: float, device="cp
 
 
 def analyze(model: zoo.CodingModel, rgb: np.ndarray, quality: float, device="cpu",
-            noise: float = 0.0, effort: int = 0) -> Latents:
+            noise: float = 0.0, effort: int = 0, latents_for: float | None = None) -> Latents:
     steps = 0
     if effort:
         extras.require("torch", "torch", "--effort")
@@ -109,7 +110,7 @@ def analyze(model: zoo.CodingModel, rgb: np.ndarray, quality: float, device="cpu
     if steps and noise:
         raise ValueError("--effort fits the latents to the input, noise included: use it without --denoise")
     transforms = transforms_for(model, "torch" if steps and device == "cpu" else device)  # the search needs gradients
-    y = tiling.analysis(transforms, rgb, noise, _t(model, quality))
+    y = tiling.analysis(transforms, rgb, noise, _t(model, quality if latents_for is None else latents_for))
     y *= transforms.gain(quality_to_t(quality))[:, None, None]
     if not steps:
         return quantize_scaled(model, y, transforms)
@@ -242,20 +243,24 @@ def load_model(model: str | zoo.CodingModel | None) -> zoo.CodingModel:
 
 def encode(image: Image.Image | np.ndarray, quality: float = DEFAULT_QUALITY,
            model: str | zoo.CodingModel | None = None, device: str = "cpu", icc_profile: bytes | None = None,
-           denoise: float | str | None = None, effort: int = 0) -> bytes:
+           denoise: float | str | None = None, effort: int = 0, latents_for: float | None = None) -> bytes:
     """Compress an image (PIL or uint8 array) into .aec bytes. quality: 1..100, higher is better.
 
     denoise: remove noise while encoding: a level (standard deviation, 0..255 scale) or "auto"
     to estimate it; the file decodes as any other.
     effort: 0..4, how hard the encoder searches (refine.STEPS): 0 is one pass of g_a; higher
-    levels fit the latents to this image, for smaller files at the same quality, more slowly."""
+    levels fit the latents to this image, for smaller files at the same quality, more slowly.
+    latents_for: the step g_a makes its latents for, at or below the quality (default: its own,
+    `conditioning`); rate control's files may take a lower one's (ratecontrol.REACH)."""
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be in 1..100, got {quality}")
+    if latents_for is not None and not 1 <= latents_for <= quality:
+        raise ValueError(f"latents_for must be in 1..quality, got {latents_for}")
     m = load_model(model)
     source = prepare(image, icc_profile)
     quality = round(float(quality), 2)
     noise = noise_level(m, source.rgb, denoise)
-    latents = analyze(m, source.rgb, quality, device, noise, effort)
+    latents = analyze(m, source.rgb, quality, device, noise, effort, latents_for)
     return write(m, source, latents, quality, noise)
 
 

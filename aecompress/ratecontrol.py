@@ -1,29 +1,34 @@
 """Rate control: the quality that meets a target size, bitrate or PSNR.
 
-The file is `codec.encode` at the quality found. The shipped model's g_a takes the quality,
-but in steps of 5 (`codec.conditioning`): within a step only the gain moves. So where g_a has
-run, the file's latents at every quality of that step are at hand for the price of quantizing
-them, and g_a, most of an encode, runs twice in most searches:
+The file is `codec.encode` at the quality found, with the latents of one run of g_a. The
+shipped model's g_a takes the quality, but in steps of 5 (`codec.conditioning`): within a step
+only the gain moves. So where g_a has run, the file's latents at every quality it reaches are at
+hand for the price of quantizing them: its own step, and from 60 up 10 or 15 qualities (REACH:
+there latents made for a step below, gained for the quality, lose nothing at equal PSNR on
+average, so the file need not be the plain encode, which takes its own step's). g_a, most of an
+encode, runs once or twice in most searches:
 
-1. g_a at a start quality (mid for sizes, higher for PSNR). Its latents, gained for other
-   qualities, give a curve of the real one's shape, only flatter (the real latents change with
-   the quality too): scaled by the typical factor for each quality, it puts the answer within
-   a quality or two. How much flatter varies between photos, and for PSNR less from 65 than
-   from 50 (standard deviations 0.03 to 0.046 from 40 up, against 0.05 to 0.064): near the top
-   the curve is flat, and there every 0.05 of the factor moves the answer by several
-   qualities, often into another step.
-2. g_a for the step of that estimate. Across the step every value is exact, and secant steps
-   on them find the best quality there to within CLOSE. An answer beyond the step (an estimate
-   near the step's edge can be off by enough: how much steeper the real curve is varies between
-   photos) is placed by latents interpolated between the runs (linearly in log quality: they
-   change faster at low qualities than at high ones), and g_a runs there in turn.
+1. g_a at a start quality (mid for sizes, higher for PSNR). Where it reaches, its values are
+   exact. Elsewhere its latents, gained for other qualities, give a curve of the real one's
+   shape, only flatter (the real latents change with the quality too): scaled by the typical
+   factor for each quality, it puts the answer within a quality or two. How much flatter
+   varies between photos, and for PSNR less from 65 than from 50 (standard deviations 0.03
+   to 0.046 from 40 up, against 0.05 to 0.064): near the top the curve is flat, and there
+   every 0.05 of the factor moves the answer by several qualities, often into another step.
+2. g_a for a step that reaches that estimate, if the first does not: from 60 up, the one that
+   has it furthest from either end of its reach. Across its reach every value is exact, and
+   secant steps on them find the best quality there to within CLOSE. An answer beyond it (an
+   estimate near an end can be off by enough: how much steeper the real curve is varies
+   between photos) is placed by latents interpolated between the runs (linearly in log
+   quality: they change faster at low qualities than at high ones), and g_a runs there in turn.
 
 For PSNR, secant steps go along the typical curve's shape (`_Axis`), which flattens towards
 the top: there a straight line through two values falls short, and each step short of the
-answer cost a run of g_a. The bottom of the best one's step, where PSNR is least in it, is
-tried before any lower step (exact, without a run); slopes are taken within a step, as PSNR
-jumps at a step's edge; and near the top, where curves through values a few thousandths of a
-dB apart go far off, a try just past the best that fits sends the next one twice as far.
+answer cost a run of g_a. The bottom of the best one's run, where PSNR is least in its reach,
+is tried before any lower quality (exact, without a run); slopes are taken within a run's
+reach, as PSNR jumps where the latents change; and near the top, where curves through values
+a few thousandths of a dB apart go far off, a try just past the best that fits sends the next
+one twice as far.
 
 Where g_a ran, sizes are the two streams coded for real, so a file that fits is known to.
 Elsewhere they are the streams' ideal code lengths under the integer tables, with the integer
@@ -74,6 +79,15 @@ REFINE = 0.1  # secant steps stop when they move by no more than this
 # PSNR targets 0.37 above an edge (12 training photos): g_a 108 -> 103, g_s 303 -> 283; on the
 # 60 of benchmarks/ratecontrol_counts.py, g_s 368 -> 366.
 EDGE = 0.5
+# How far above its step a run's latents serve: a plain encode's reach 5, to the next step.
+# Latents made for a step below, gained for the quality, against the plain encode: the change in
+# rate at equal PSNR on 6 training photos (benchmarks/conditioning_reach.py), means per step
+# and distance, and the worst photo. From 60 and 65, up to 7.5 above: -0.31% to -0.04%, worst
+# +0.83% (10 above: at most -0.11%, worst +0.92%). From 70 up, to 12.5 above: -2.43% to
+# +0.05%, worst +1.26% (15 above: at most +0.6%, worst +1.69%). Below 60, 7.5 above already
+# costs up to +0.86%, and +3.13% on the worst photo. A file so made is not the plain encode at
+# its quality: Result.latents_for says which step's latents it takes.
+REACH = ((1, 4.0), (5, 5.0), (60, 10.0), (70, 15.0))  # (from step, reach)
 # How PSNR rises with the quality on photos, in dB per quality: geometric means over 16
 # training photos of the shipped model's curves from 20 to 85 (rounded), and beyond 85 the
 # decay seen above 60 (a third less every 7.5). Secant steps for PSNR go along this shape.
@@ -100,6 +114,12 @@ class Result:
     bpp: float
     psnr: float | None
     reached: bool  # False when the target lies outside what quality 1..100 can give
+    latents_for: float | None = None  # the step whose latents the file takes (codec.encode's latents_for)
+
+
+def reach(step: float) -> float:
+    """How far above `step` its latents serve (REACH)."""
+    return next(r for at, r in reversed(REACH) if step >= at)
 
 
 class _Runs:
@@ -114,21 +134,45 @@ class _Runs:
         self.estimates: dict[tuple, object] = {}  # elsewhere, from the runs so far
         self._container: int | None = None
 
-    def ran(self, q: float) -> bool:
-        """Whether g_a ran for q's step: then the file's latents at q are at hand, and all at q is exact."""
+    def step(self, q: float) -> float | None:
+        """The run whose latents the file at q takes: the highest at or below q that reaches it
+        (REACH), or None. A run is made only for a quality none reaches, and every run is for a
+        step (a multiple of 5, or 1), so a new run never takes a quality from an older one: the
+        exact values found stay the file's."""
         if not self.m.config.quality_conditioned:
-            return bool(self.y)  # y does not depend on the quality: one run serves all
-        return codec.conditioning(q) in self.y
+            return next(iter(self.y), None)  # y does not depend on the quality: one run serves all
+        return max((c for c in self.y if c <= q < c + reach(c)), default=None)
 
-    def run(self, q: float) -> None:
-        if not self.ran(q):
-            self.y[codec.conditioning(q)] = codec.analysis(self.m, self.source.rgb, q, self.device, self.noise)
-            self.estimates.clear()  # they read the runs nearest them, which may have changed
+    def ran(self, q: float) -> bool:
+        """Whether a run reaches q: then the file's latents at q are at hand, and all at q is exact."""
+        return self.step(q) is not None
+
+    def top(self, q: float) -> float:
+        """Where the latents change above q: the end of its run's reach, or the next step."""
+        c = self.step(q)
+        if c is not None and self.m.config.quality_conditioned:
+            return c + reach(c)
+        return (q // codec.CONDITIONING_STEP + 1) * codec.CONDITIONING_STEP
+
+    def run(self, q: float, centred: bool = True) -> None:
+        """g_a where no run reaches q: for q's step, or `centred`, for the step whose reach has
+        q furthest from either end (an estimate may be off either way), but none reaching into
+        an older run's."""
+        if self.ran(q):
+            return
+        step = codec.conditioning(q)
+        if centred and self.m.config.quality_conditioned:
+            floor = max((c + reach(c) for c in self.y if c + reach(c) <= q), default=1.0)
+            steps = [c for c in (step - k * codec.CONDITIONING_STEP for k in range(4)) if c >= floor]
+            step = max((c for c in steps if c + reach(c) > q), key=lambda c: min(q - c, c + reach(c) - q))
+        self.y[step] = codec.analysis(self.m, self.source.rgb, step, self.device, self.noise)
+        self.estimates.clear()  # they read the runs nearest them, which may have changed
 
     def _y_at(self, q: float) -> np.ndarray:
+        c = self.step(q)
+        if c is not None or len(self.y) == 1:
+            return self.y[c] if c is not None else next(iter(self.y.values()))
         k = codec.conditioning(q)
-        if k in self.y or len(self.y) == 1:
-            return self.y.get(k, next(iter(self.y.values())))
         (k0, y0), (k1, y1) = sorted(self.y.items(), key=lambda kv: abs(kv[0] - k))[:2]
         return y0 + math.log(k / k0) / math.log(k1 / k0) * (y1 - y0)
 
@@ -278,9 +322,11 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
     bounds = (typical * FLATTEST[kind], typical * 4)
 
     start = START[kind]
-    runs.run(start)
+    runs.run(start, centred=False)
     base = value(start)
-    one_run = lambda q: base + steeper(q) * (value(q) - base)  # its latents at every quality, made steeper
+    own = runs.step(start)
+    # Its latents at every quality: exact where it reaches, elsewhere made steeper.
+    one_run = lambda q: value(q) if runs.step(q) == own else base + steeper(q) * (value(q) - base)
     axis = _PSNR_AXIS if psnr else _QUALITY_AXIS
     q, slope = _solve(one_run, goal(), start, typical, bounds, FIRST_EVALS[kind], axis)
     best = miss = None  # the best quality that fits, the nearest one past it that does not
@@ -295,8 +341,8 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
         return q if q in (1.0, 100.0) else _clip(q + side * MARGIN)  # the ends need no margin
 
     q = placed(q)
-    if psnr and codec.conditioning(min(q + EDGE, 100.0)) > codec.conditioning(q):
-        q = codec.conditioning(q + EDGE)  # the bottom of the step above: see EDGE
+    if psnr and q < 100.0 and q + EDGE >= runs.top(q):
+        q = runs.top(q)  # the bottom of the step above: see EDGE
     tried: set[float] = set()
     for _ in range(STEPS):
         if q in tried or (not runs.ran(q) and len(runs.y) == RUNS):
@@ -318,7 +364,7 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
         # at a step's edge PSNR jumps (by 0.4 dB on one photo at 45), as g_a's latents change.
         near = [r for r in runs.measured("psnr" if psnr else "streams") if abs(r - q) >= 0.3]
         if near:
-            same = [r for r in near if psnr and codec.conditioning(r) == codec.conditioning(q)]
+            same = [r for r in near if psnr and runs.step(r) == runs.step(q)]
             r = min(same or near, key=lambda r: abs(r - q))
             slope = min(max((value(q) - value(r)) / (axis(q) - axis(r)), bounds[0]), bounds[1])
         answer, slope = _solve(value, goal(), q, slope, bounds, LATER_EVALS[kind], axis, runs.ran)
@@ -333,14 +379,14 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
             # farther: there PSNR is greatest in the step below (within a step it rises with
             # the quality). (Code lengths are steep: there the curve's answer is close, and one
             # try further is the proof.)
-            gap = CLOSE * 2**farther if psnr and best != codec.conditioning(best) else CLOSE
+            gap = CLOSE * 2**farther if psnr and best != runs.step(best) else CLOSE
             if miss is not None:
                 gap = min(gap, max(CLOSE, round(abs(best - miss) / 2, 2)))
             q = proof = _clip(best - side * gap)
         else:
             q = placed(answer)
-        if best is not None and (not runs.ran(q) or codec.conditioning(q) < codec.conditioning(best)):
-            lowest = codec.conditioning(best)  # of best's step, where every value is exact
+        if best is not None and (not runs.ran(q) or q < runs.step(best)):
+            lowest = runs.step(best)  # of best's run, where every value is exact
             if psnr and lowest not in tried:
                 # Tried before any quality of a lower step, whether g_a ran there or not: PSNR is
                 # least there in its step, so if it misses, the answer is in this step, above it.
@@ -355,4 +401,5 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
     runs.run(q)
     data = codec.pack(m, source, runs.streams(q), q, noise)
     reached = fits(q)
-    return Result(data, q, len(data) * 8 / source.pixels, runs.psnr(q) if psnr else None, reached)
+    latents_for = runs.step(q) if m.config.quality_conditioned else None
+    return Result(data, q, len(data) * 8 / source.pixels, runs.psnr(q) if psnr else None, reached, latents_for)

@@ -10,8 +10,8 @@ lies 0.2 to 0.45 above a step's bottom: near an edge, where an estimate a fracti
 low lands in the step below and g_a runs a third time, more often than for a target anywhere
 in the step. Times are
 medians of interleaved repeats (the machine is shared: ratios measured together hold better
-than times). Each result is also checked: the file is codec.encode at its quality, it meets the
-target, and 0.1 quality more (for PSNR, less) would not.
+than times). Each result is also checked: the file is codec.encode at its quality (with the
+latents it reports taking), it meets the target, and 0.1 quality more (for PSNR, less) would not.
 --module times another implementation of ratecontrol.py (e.g. an older one, from git show).
 Writes benchmarks/results/ratecontrol_speed.json.
 """
@@ -76,14 +76,17 @@ def main() -> None:
                 targeted.append(timed(lambda: ratecontrol.encode_to_target(rgb, target, model))[1])
                 plain.append(timed(lambda: codec.encode(rgb, result.quality, model=model))[1])
             q = result.quality
-            better = codec.encode(rgb, min(q + 0.1, 100) if kind != "psnr" else max(q - 0.1, 1), model=model)
+            latents_for = getattr(result, "latents_for", None)  # an older ratecontrol.py gives none
+            near = min(q + 0.1, 100) if kind != "psnr" else max(q - 0.1, 1)
+            taking = latents_for if latents_for is not None and near >= latents_for else None
+            better = codec.encode(rgb, near, model=model, latents_for=taking)
             if kind == "psnr":
                 better_fits = q > 1 and decoded_psnr(rgb, better, model) >= value
             else:
                 better_fits = q < 100 and len(better) <= (value if kind == "size" else value * rgb.size / 3 / 8)
             row = {"image": path.name, "pixels": rgb.shape[0] * rgb.shape[1], "target": name,
                    "value": round(value, 4), "from_quality": at, "quality": q, "reached": result.reached,
-                   "identical": result.data == codec.encode(rgb, q, model=model),
+                   "identical": result.data == codec.encode(rgb, q, model=model, latents_for=latents_for),
                    "within_0.1": not better_fits, "g_a_runs": g_a_runs,
                    "target_s": round(float(np.median(targeted)), 3), "encode_s": round(float(np.median(plain)), 3)}
             row["ratio"] = round(row["target_s"] / row["encode_s"], 2)

@@ -222,7 +222,8 @@ def test_a_wider_encoder_starts_where_the_model_was_and_leaves_the_decoder_alone
 def test_a_quality_conditioned_encoder_starts_as_the_source_and_makes_latents_per_quality(tmp_path):
     """Its FiLM starts at none: warm-started from an unconditioned model, it computes exactly what
     the source did. Once it learns, y depends on the quality, and every path that makes a file
-    (one quality, or rate control trying many) runs g_a for the quality it codes at."""
+    (one quality, or rate control trying many) runs g_a for the quality it codes at, or for
+    rate control, for a step at or below that reaches it (ratecontrol.REACH)."""
     from aecompress import ratecontrol
     from aecompress.model import HyperpriorModel, ModelConfig
     from aecompress.train import warm_start
@@ -249,7 +250,7 @@ def test_a_quality_conditioned_encoder_starts_as_the_source_and_makes_latents_pe
         model.net.analysis(image)
     rgb = smooth_image(48, 80, seed=4)
     target = ratecontrol.encode_to_target(rgb, ratecontrol.Target("bpp", 1.5), model)
-    assert target.data == codec.encode(rgb, target.quality, model=model)
+    assert target.data == codec.encode(rgb, target.quality, model=model, latents_for=target.latents_for)
     assert np.asarray(codec.decode(target.data, model=model)).shape == rgb.shape
 
 
