@@ -43,8 +43,8 @@ def encode(image: Any, quality: float | None = None, **options: Any):
     """Compress an image into .aec bytes. `image`: a PIL image, a uint8 array (H, W) or (H, W,
     3 or 4), or an image file as a path, bytes or binary file object, read as the command line
     reads it (EXIF orientation applied, 16-bit reduced to 8, CMYK to RGB). quality: 1..100
-    (default codec.DEFAULT_QUALITY); options: model, device, icc_profile, denoise, effort
-    (see codec.encode)."""
+    (default codec.DEFAULT_QUALITY); options: model, device, icc_profile, denoise, effort,
+    latents_for (see codec.encode)."""
     from . import codec
     from .image import read_image
 
