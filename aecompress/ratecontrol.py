@@ -172,8 +172,10 @@ class _Runs:
 
     def _y_at(self, q: float) -> np.ndarray:
         c = self.step(q)
-        if c is not None or len(self.y) == 1:
-            return self.y[c] if c is not None else next(iter(self.y.values()))
+        if c is not None:
+            return self.y[c]
+        if len(self.y) == 1:
+            return next(iter(self.y.values()))
         k = codec.conditioning(q)
         (k0, y0), (k1, y1) = sorted(self.y.items(), key=lambda kv: abs(kv[0] - k))[:2]
         return y0 + math.log(k / k0) / math.log(k1 / k0) * (y1 - y0)
