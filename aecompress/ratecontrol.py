@@ -8,13 +8,16 @@ there latents made for a step below, gained for the quality, lose nothing at equ
 average, so the file need not be the plain encode, which takes its own step's). g_a, most of an
 encode, runs once or twice in most searches:
 
-1. g_a at a start quality (mid for sizes, higher for PSNR). Where it reaches, its values are
-   exact. Elsewhere its latents, gained for other qualities, give a curve of the real one's
-   shape, only flatter (the real latents change with the quality too): scaled by the typical
-   factor for each quality, it puts the answer within a quality or two. How much flatter
-   varies between photos, and for PSNR less from 65 than from 50 (standard deviations 0.03
-   to 0.046 from 40 up, against 0.05 to 0.064): near the top the curve is flat, and there
-   every 0.05 of the factor moves the answer by several qualities, often into another step.
+1. g_a at a start quality: for PSNR, the step where two JPEG encodes of the photo foresee
+   the answer when that is below 60 (FORESIGHT); else START, mid for sizes, higher for PSNR.
+   Where it reaches, its values are exact. From a foreseen step, a curve of the foreseen
+   shape through its exact PSNR places the answer. From START, its latents, gained for
+   other qualities, give a curve of the real one's shape, only flatter (the real latents
+   change with the quality too): scaled by the typical factor for each quality, it puts the
+   answer within a quality or two. How much flatter varies between photos, and for PSNR
+   less from 65 than from 50 (standard deviations 0.03 to 0.046 from 40 up, against 0.05 to
+   0.064): near the top the curve is flat, and there every 0.05 of the factor moves the
+   answer by several qualities, often into another step.
 2. g_a for a step that reaches that estimate, if the first does not: from 60 up, the one that
    has it furthest from either end of its reach. Across its reach every value is exact, and
    secant steps on them find the best quality there to within CLOSE. An answer beyond it (an
@@ -39,6 +42,7 @@ quality runs g_a once.
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -58,6 +62,9 @@ STEPS = 12  # qualities tried at most
 # this many dB. Only the first step uses them; afterwards the curves give their own.
 LOG_SIZE_PER_QUALITY = 0.045
 DB_PER_QUALITY = 0.15
+# Measured with aec-16 unless a comment names aec-18 (the default since, trained further from
+# aec-16 at the same widths and steps of the quality: the targets of ratecontrol_counts.py took
+# as many runs of g_a from START with either, 123 and 126 for PSNR, 124 and 123 for size).
 # The real curves rise faster than those of the first run's latents gained for other qualities:
 # from START to each quality, by these factors for the shipped model. Sizes: means over 12
 # training photos (the spread between photos is 0.01..0.1). PSNR: means over 30 others
@@ -101,6 +108,27 @@ PSNR_SLOPES = ((1, 0.18), (45, 0.185), (52, 0.13), (60, 0.10), (66, 0.072), (74,
 # estimate a quality or so off whatever it takes, and a second g_s moved it by about 0.2.
 FIRST_EVALS = {"size": 2, "psnr": 1}
 LATER_EVALS = {"size": 1, "psnr": 0}
+# Where a PSNR search starts. How hard a photo is to code moves its whole PSNR curve up or down,
+# and Pillow's JPEG at two qualities (about 30 ms on the sample photo) measures that: the default
+# model's (aec-18's) PSNR at each step is about a + b * PSNR(JPEG 30) + c * PSNR(JPEG 60), least
+# squares over 48 training photos (benchmarks/ratecontrol_start.py, results/ratecontrol_start.json).
+# Left out of the fit, a photo's foreseen quality for a target from 25.6 is off by a standard
+# deviation of 1.55 qualities, from 41.9 by 2.09 (in the answer's step for 71% and 81%); from
+# 58.1 up, where curves flatten, by 12.7 or more. Below FORESIGHT_BELOW the first run is for the
+# foreseen step, and the foreseen curve, moved to pass through its exact PSNR there, gives the
+# first estimate; above, the search starts at START. On the 60 targets of ratecontrol_counts.py
+# (aec-18): g_a 126 -> 96 and g_s 359 -> 309 (below 55: 101 and 312; below 70: 98 and 307).
+JPEG_QUALITIES = (30, 60)
+FORESIGHT = (  # (step, a, b, c)
+    (1, 2.388, 2.2771, -1.4393), (5, 2.031, 2.2283, -1.3664), (10, 1.604, 2.1043, -1.2155),
+    (15, 2.192, 1.7222, -0.8529), (20, 2.720, 1.5839, -0.7144), (25, 3.464, 1.3668, -0.5063),
+    (30, 4.529, 1.2154, -0.3632), (35, 4.867, 1.2631, -0.3848), (40, 4.526, 1.3775, -0.4468),
+    (45, 3.620, 1.5069, -0.5077), (50, 2.017, 1.6206, -0.5357), (55, 0.289, 1.6874, -0.5214),
+    (60, -1.315, 1.7281, -0.4921), (65, -2.656, 1.7742, -0.4796), (70, -3.834, 1.8054, -0.4616),
+    (75, -4.736, 1.8243, -0.4438), (80, -5.425, 1.8401, -0.4319), (85, -5.979, 1.8433, -0.4140),
+    (90, -6.317, 1.8527, -0.4096), (95, -6.620, 1.8597, -0.4048), (100, -6.802, 1.8633, -0.4012),
+)
+FORESIGHT_BELOW = 60.0
 
 
 @dataclass(frozen=True)
@@ -117,6 +145,35 @@ class Result:
     psnr: float | None
     reached: bool  # False when the target lies outside what quality 1..100 can give
     latents_for: float | None = None  # the step whose latents the file takes (codec.encode's latents_for)
+
+
+def jpeg_psnrs(rgb: np.ndarray) -> list[float]:
+    """PSNR of Pillow's JPEG (4:2:0) at JPEG_QUALITIES: how hard the photo is to code. At most
+    60 dB: JPEG codes a flat image exactly, and its PSNR is infinite."""
+    image = Image.fromarray(rgb)
+    values = []
+    for q in JPEG_QUALITIES:
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=q, subsampling=2)
+        values.append(min(metrics.psnr(rgb, np.asarray(Image.open(buffer).convert("RGB"))), 60.0))
+    return values
+
+
+class _Foresight:
+    """The PSNR curve FORESIGHT foresees for a photo, at the step qualities."""
+
+    def __init__(self, rgb: np.ndarray):
+        steps, *columns = (np.array(column, float) for column in zip(*FORESIGHT))
+        self.steps = steps
+        j30, j60 = jpeg_psnrs(rgb)
+        self.psnr = np.maximum.accumulate(columns[0] + columns[1] * j30 + columns[2] * j60)
+
+    def __call__(self, q: float) -> float:
+        return float(np.interp(q, self.steps, self.psnr))
+
+    def quality(self, psnr: float) -> float:
+        """Where the foreseen curve reaches this PSNR (1 or 100 beyond its ends)."""
+        return float(np.interp(psnr, self.psnr, self.steps))
 
 
 def reach(step: float) -> float:
@@ -325,14 +382,23 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
     steeper = lambda q: float(np.interp(q, *zip(*STEEPER[kind])))
     bounds = (typical * FLATTEST[kind], typical * 4)
 
-    start = START[kind]
-    runs.run(start, centred=False)
-    base = value(start)
-    own = runs.step(start)
-    # Its latents at every quality: exact where it reaches, elsewhere made steeper.
-    one_run = lambda q: value(q) if runs.step(q) == own else base + steeper(q) * (value(q) - base)
     axis = _PSNR_AXIS if psnr else _QUALITY_AXIS
-    q, slope = _solve(one_run, goal(), start, typical, bounds, FIRST_EVALS[kind], axis)
+    foresight = _Foresight(source.rgb) if psnr and m.config.quality_conditioned else None
+    if foresight is not None and foresight.quality(target.value) < FORESIGHT_BELOW:
+        start = codec.conditioning(foresight.quality(target.value))  # below 60 a run serves its step
+        runs.run(start)
+        own = runs.step(start)
+        curve = foresight
+        shift = value(start) - curve(start)  # the foreseen curve, through the exact PSNR
+        first = lambda q: value(q) if runs.step(q) == own else curve(q) + shift
+    else:
+        start = START[kind]
+        runs.run(start, centred=False)
+        base = value(start)
+        own = runs.step(start)
+        # Its latents at every quality: exact where it reaches, elsewhere made steeper.
+        first = lambda q: value(q) if runs.step(q) == own else base + steeper(q) * (value(q) - base)
+    q, slope = _solve(first, goal(), start, typical, bounds, FIRST_EVALS[kind], axis)
     best = miss = None  # the best quality that fits, the nearest one past it that does not
     farther = 0  # PSNR: tries past the best that fitted by more than the curve allowed
     proof = None  # the last try CLOSE (or farther) past the best

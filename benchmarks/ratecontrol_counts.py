@@ -1,6 +1,6 @@
 """The work rate control does for a PSNR (or size) target: runs of g_a and g_s, counted.
 
-    python benchmarks/ratecontrol_counts.py [--kind psnr|size] [--module FILE] [--out FILE]
+    python benchmarks/ratecontrol_counts.py [--kind psnr|size] [--model NAME] [--module FILE] [--out FILE]
 
 Counts are what a search costs on any machine (g_a about 0.6 s and g_s about 0.2 s on a Kodak
 image on 2 cores; a plain encode is one g_a), and unlike times they do not move between runs.
@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--kind", choices=("psnr", "size"), default="psnr")
     ap.add_argument("--photos", type=int, default=12)
     ap.add_argument("--module", type=Path, help="another ratecontrol.py to count")
+    ap.add_argument("--model", help="a model name (default: the manifest's default)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # steadier times beside other work
@@ -41,7 +42,7 @@ def main() -> None:
     from aecompress.train import list_images
 
     ratecontrol = ratecontrol_module(args.module)
-    model = zoo.load()
+    model = zoo.load(args.model)
     files = list_images(TRAIN)
     files = files[:: len(files) // args.photos][: args.photos]
 

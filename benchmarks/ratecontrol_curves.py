@@ -1,6 +1,6 @@
 """How much steeper a photo's real PSNR curve is than its first run's: ratecontrol.STEEPER.
 
-    python benchmarks/ratecontrol_curves.py [--start 65 50] [--photos 16] [--out FILE]
+    python benchmarks/ratecontrol_curves.py [--start 65 50] [--photos 16] [--model NAME] [--out FILE]
 
 Rate control's first run of g_a, at a start quality, gives latents that it gains for other
 qualities; g_s on them gives a curve of the real one's shape, only flatter. For each start and
@@ -53,9 +53,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--start", type=float, nargs="+", default=[65.0, 50.0])
     ap.add_argument("--photos", type=int, default=16)
+    ap.add_argument("--model", help="a model name (default: the manifest's default)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/ratecontrol_curves.json")
     args = ap.parse_args()
-    model = zoo.load()
+    model = zoo.load(args.model)
     files = list_images(TRAIN)
     step = len(files) // args.photos
     files = files[step // 2 :: step][: args.photos]

@@ -175,11 +175,13 @@ def test_a_target_within_the_first_runs_reach_takes_its_latents(shipped, monkeyp
 
 
 def test_a_psnr_target_just_past_a_steps_edge_tries_the_steps_bottom_before_the_step_below(shipped, monkeypatch):
-    """PSNR is least at the bottom of a step and jumps at its edge. Here g_a runs for step 30;
-    30.89, 30.12 and 30.01 fit, and the curve's answer lies below 30: 30.0 is tried next, exact
-    without a run, and it fits. No quality below 30 is decoded but the first run's estimate."""
+    """PSNR is least at the bottom of a step and jumps at its edge. Started from START (as for a
+    target the JPEG PSNRs put at 60 or above), g_a runs for step 30; 30.89, 30.12 and 30.01 fit,
+    and the curve's answer lies below 30: 30.0 is tried next, exact without a run, and it fits.
+    No quality below 30 is decoded but the first run's estimate."""
     img = photo(160, 224)
     target = psnr_at(img, 30.0, shipped)
+    monkeypatch.setattr(ratecontrol, "FORESIGHT_BELOW", 0.0)
     analyses, syntheses = _counting(monkeypatch)
     result = ratecontrol.encode_to_target(img, ratecontrol.Target("psnr", target), shipped)
     assert result.reached and result.quality == 30.0
@@ -214,6 +216,45 @@ def test_a_psnr_target_near_the_top_is_found_in_few_tries(shipped, monkeypatch):
 def test_a_try_past_the_best_that_fits_by_a_hair_sends_the_next_one_only_close_further(shipped, monkeypatch):
     """Mid-curve, a try CLOSE below the best that fits by less than half what the curve rises
     over CLOSE is at the answer: the next try goes CLOSE further, not twice as far. On the whole
-    sample photo, a target from quality 37.9 took 7 decodes when it went twice as far; now 6."""
+    sample photo, a target from quality 37.9, started from START, took 7 decodes when it went
+    twice as far; now 6."""
+    monkeypatch.setattr(ratecontrol, "FORESIGHT_BELOW", 0.0)
     _, analyses, syntheses = _whole_photo_search(shipped, monkeypatch, 37.9)
     assert len(analyses) == 2 and len(syntheses) <= 6
+
+
+@pytest.mark.shipped
+@pytest.mark.parametrize("at, step", [(27.6, 25.0), (32.4, 30.0)])
+def test_a_psnr_target_below_60_starts_in_the_step_the_jpeg_psnrs_foresee(shipped, monkeypatch, at, step):
+    """Two JPEG encodes (a few milliseconds) foresee where the sample photo's PSNR curve meets a
+    target to within a quality and a half (ratecontrol.FORESIGHT; 1.16 and 0.76 here): the first
+    run of g_a is for the answer's step, and no other is needed. Started from START instead,
+    each takes 2 runs."""
+    rgb = np.asarray(Image.open(SAMPLES / "kodim23.png").convert("RGB"))
+    target = psnr_at(rgb, at, shipped)
+    foreseen = ratecontrol._Foresight(rgb).quality(target)
+    assert abs(foreseen - at) < 1.5
+    result, analyses, syntheses = _whole_photo_search(shipped, monkeypatch, at)
+    assert analyses == [step] and result.latents_for == step and len(syntheses) <= 4
+    monkeypatch.setattr(ratecontrol, "FORESIGHT_BELOW", 0.0)
+    _, analyses, _ = _whole_photo_search(shipped, monkeypatch, at)
+    assert len(analyses) == 2
+
+
+def test_jpeg_psnrs_measure_how_hard_a_photo_is_to_code():
+    """A flat image codes better than a detailed one at both JPEG qualities, and the second,
+    higher quality gives more: the inputs FORESIGHT's curve rises with."""
+    detailed = photo(128, 128)
+    flat = np.full_like(detailed, 128)
+    flat[:, :64] = 40
+    hard, easy = ratecontrol.jpeg_psnrs(detailed), ratecontrol.jpeg_psnrs(flat)
+    assert hard[0] < hard[1] and all(e > h for e, h in zip(easy, hard))
+    assert ratecontrol.jpeg_psnrs(np.full_like(detailed, 128)) == [60.0, 60.0]  # coded exactly: capped
+
+
+def test_a_psnr_target_on_an_image_jpeg_codes_exactly_is_still_met(shipped):
+    """A flat image: both JPEG PSNRs are capped, the foreseen curve stays finite, and the search
+    finds the lowest quality that meets the target as on any other image."""
+    flat = np.full((64, 96, 3), 128, np.uint8)
+    result = ratecontrol.encode_to_target(flat, ratecontrol.Target("psnr", 45.0), shipped)
+    assert result.reached and result.psnr >= 45.0
