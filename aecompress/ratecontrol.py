@@ -383,12 +383,12 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
     bounds = (typical * FLATTEST[kind], typical * 4)
 
     axis = _PSNR_AXIS if psnr else _QUALITY_AXIS
-    foresight = _Foresight(source.rgb) if psnr and m.config.quality_conditioned else None
-    if foresight is not None and foresight.quality(target.value) < FORESIGHT_BELOW:
-        start = codec.conditioning(foresight.quality(target.value))  # below 60 a run serves its step
+    curve = _Foresight(source.rgb) if psnr and m.config.quality_conditioned else None
+    foreseen = curve.quality(target.value) if curve is not None else FORESIGHT_BELOW
+    if curve is not None and foreseen < FORESIGHT_BELOW:
+        start = codec.conditioning(foreseen)  # below 60 a run serves its own step
         runs.run(start)
         own = runs.step(start)
-        curve = foresight
         shift = value(start) - curve(start)  # the foreseen curve, through the exact PSNR
         first = lambda q: value(q) if runs.step(q) == own else curve(q) + shift
     else:
