@@ -1,6 +1,7 @@
 """The work rate control does for a PSNR (or size) target: runs of g_a and g_s, counted.
 
     python benchmarks/ratecontrol_counts.py [--kind psnr|size] [--model NAME] [--module FILE] [--out FILE]
+    python benchmarks/ratecontrol_counts.py --held-out    # 60 other targets, on other photos
 
 Counts are what a search costs on any machine (g_a about 0.6 s and g_s about 0.2 s on a Kodak
 image on 2 cores; a plain encode is one g_a), and unlike times they do not move between runs.
@@ -8,6 +9,10 @@ Targets: on 12 training photos (never Kodak), the PSNR (rounded to 0.1 dB) or th
 100 bytes) of plain encodes at qualities 25.6, 41.9, 58.1, 74.4 and 89.4, which lie at
 different places within a step of codec.conditioning. --module counts another implementation
 of ratecontrol.py (an older one, from git show). Writes benchmarks/results/ratecontrol_counts_KIND.json.
+
+--held-out takes 12 other training photos (midway between those) and qualities 22.3, 33.8, 47.2,
+63.7 and 81.1 (ratecontrol_counts_KIND_held_out.json): a change tuned on the first set should
+also pay on these.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ROOT / "../shared/data/train"
 QUALITIES = (25.6, 41.9, 58.1, 74.4, 89.4)
+HELD_OUT_QUALITIES = (22.3, 33.8, 47.2, 63.7, 81.1)
 
 
 def main() -> None:
@@ -30,6 +36,7 @@ def main() -> None:
     ap.add_argument("--photos", type=int, default=12)
     ap.add_argument("--module", type=Path, help="another ratecontrol.py to count")
     ap.add_argument("--model", help="a model name (default: the manifest's default)")
+    ap.add_argument("--held-out", action="store_true", help="other photos and qualities")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # steadier times beside other work
@@ -44,7 +51,9 @@ def main() -> None:
     ratecontrol = ratecontrol_module(args.module)
     model = zoo.load(args.model)
     files = list_images(TRAIN)
-    files = files[:: len(files) // args.photos][: args.photos]
+    every = len(files) // args.photos
+    files = files[every // 2 if args.held_out else 0 :: every][: args.photos]
+    qualities = HELD_OUT_QUALITIES if args.held_out else QUALITIES
 
     analyses, syntheses = [], []
     analysis, synthesize = codec.analysis, codec.synthesize
@@ -55,7 +64,7 @@ def main() -> None:
     start = time.perf_counter()
     for path in files:
         rgb = np.asarray(Image.open(path).convert("RGB"))
-        for at in QUALITIES:
+        for at in qualities:
             data = codec.encode(rgb, at, model=model)
             if args.kind == "psnr":
                 value = round(decoded_psnr(rgb, data, model), 1)
@@ -73,10 +82,12 @@ def main() -> None:
                "g_s_per_target": round(float(np.mean([r["g_s"] for r in rows])), 2), "seconds": round(seconds, 1)}
     print(f"\n{summary['targets']} targets: g_a {summary['g_a']} ({summary['g_a_per_target']} a target), "
           f"g_s {summary['g_s']} ({summary['g_s_per_target']}), {seconds:.0f} s with the plain encodes")
-    out = args.out or ROOT / f"benchmarks/results/ratecontrol_counts_{args.kind}.json"
+    held_out = "_held_out" if args.held_out else ""
+    out = args.out or ROOT / f"benchmarks/results/ratecontrol_counts_{args.kind}{held_out}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"model": model.name, "module": str(args.module or "aecompress/ratecontrol.py"),
-                               "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "summary": summary,
+                               "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "qualities": list(qualities),
+                               "photos": [path.name for path in files], "summary": summary,
                                "rows": rows}, indent=1) + "\n")
     print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
 

@@ -228,14 +228,15 @@ def test_a_try_past_the_best_that_fits_by_a_hair_sends_the_next_one_only_close_f
 def test_a_psnr_target_below_60_starts_in_the_step_the_jpeg_psnrs_foresee(shipped, monkeypatch, at, step):
     """Two JPEG encodes (a few milliseconds) foresee where the sample photo's PSNR curve meets a
     target to within a quality and a half (ratecontrol.FORESIGHT; 1.16 and 0.76 here): the first
-    run of g_a is for the answer's step, and no other is needed. Started from START instead,
-    each takes 2 runs."""
+    try is the foreseen quality, its run of g_a is for the answer's step, and no other is
+    needed. Started from START instead, each takes 2 runs."""
     rgb = np.asarray(Image.open(SAMPLES / "kodim23.png").convert("RGB"))
     target = psnr_at(rgb, at, shipped)
     foreseen = ratecontrol._Foresight(rgb).quality(target)
     assert abs(foreseen - at) < 1.5
     result, analyses, syntheses = _whole_photo_search(shipped, monkeypatch, at)
     assert analyses == [step] and result.latents_for == step and len(syntheses) <= 4
+    assert syntheses[0] == round(foreseen + ratecontrol.MARGIN, 2)
     monkeypatch.setattr(ratecontrol, "FORESIGHT_BELOW", 0.0)
     _, analyses, _ = _whole_photo_search(shipped, monkeypatch, at)
     assert len(analyses) == 2
