@@ -51,9 +51,10 @@ def main() -> None:
 
     ratecontrol = ratecontrol_module(args.module)
     model = zoo.load()
-    runs = []
-    analysis = codec.analysis
+    runs, decodes = [], []
+    analysis, synthesize = codec.analysis, codec.synthesize
     codec.analysis = lambda *a, **k: runs.append(a[2]) or analysis(*a, **k)  # counts g_a runs
+    codec.synthesize = lambda *a, **k: decodes.append(a[2]) or synthesize(*a, **k)  # and g_s's
 
     def timed(f):
         start = time.perf_counter()
@@ -68,9 +69,9 @@ def main() -> None:
             value = {"size": len(data), "bpp": len(data) * 8 / (rgb.shape[0] * rgb.shape[1]),
                      "psnr": decoded_psnr(rgb, data, model)}[kind]
             target = ratecontrol.Target(kind, value)
-            runs.clear()
+            runs.clear(), decodes.clear()
             result = ratecontrol.encode_to_target(rgb, target, model)
-            g_a_runs = len(runs)
+            g_a_runs, g_s_runs = len(runs), len(decodes)
             targeted, plain = [], []
             for _ in range(args.repeat):  # interleaved, so that both see the same load
                 targeted.append(timed(lambda: ratecontrol.encode_to_target(rgb, target, model))[1])
@@ -87,12 +88,12 @@ def main() -> None:
             row = {"image": path.name, "pixels": rgb.shape[0] * rgb.shape[1], "target": name,
                    "value": round(value, 4), "from_quality": at, "quality": q, "reached": result.reached,
                    "identical": result.data == codec.encode(rgb, q, model=model, latents_for=latents_for),
-                   "within_0.1": not better_fits, "g_a_runs": g_a_runs,
+                   "within_0.1": not better_fits, "g_a_runs": g_a_runs, "g_s_runs": g_s_runs,
                    "target_s": round(float(np.median(targeted)), 3), "encode_s": round(float(np.median(plain)), 3)}
             row["ratio"] = round(row["target_s"] / row["encode_s"], 2)
             rows.append(row)
-            print(f"{path.name:28} {name:7} {value:10.4f} -> q {q:6.2f}  {row['ratio']:5.2f}x  "
-                  f"g_a {g_a_runs}  within 0.1 {row['within_0.1']}  identical {row['identical']}", flush=True)
+            print(f"{path.name:28} {name:7} {value:10.4f} -> q {q:6.2f}  {row['ratio']:5.2f}x  g_a {g_a_runs}  "
+                  f"g_s {g_s_runs}  within 0.1 {row['within_0.1']}  identical {row['identical']}", flush=True)
     summary = {name: {"median_ratio": float(np.median([r["ratio"] for r in rows if r["target"] == name])),
                       "max_ratio": max(r["ratio"] for r in rows if r["target"] == name)} for name, _, _ in TARGETS}
     print("\n| target | median ratio | max ratio |\n|---|---|---|")
