@@ -28,3 +28,10 @@ def decoded_psnr(rgb: np.ndarray, data: bytes, model) -> float:
     from aecompress import codec, metrics
 
     return metrics.psnr(rgb, np.asarray(codec.decode(data, model=model).convert("RGB")))
+
+
+def counted_photos(files: list, count: int = 12, held_out: bool = False) -> list:
+    """The training photos ratecontrol_counts.py measures: every (len / count)-th of the sorted
+    list, or with `held_out` the ones midway between those."""
+    every = len(files) // count
+    return files[every // 2 if held_out else 0 :: every][:count]

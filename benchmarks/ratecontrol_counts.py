@@ -42,7 +42,7 @@ def main() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # steadier times beside other work
 
     import numpy as np
-    from _ratecontrol import decoded_psnr, ratecontrol_module
+    from _ratecontrol import counted_photos, decoded_psnr, ratecontrol_module
     from PIL import Image
 
     from aecompress import codec, zoo
@@ -51,8 +51,7 @@ def main() -> None:
     ratecontrol = ratecontrol_module(args.module)
     model = zoo.load(args.model)
     files = list_images(TRAIN)
-    every = len(files) // args.photos
-    files = files[every // 2 if args.held_out else 0 :: every][: args.photos]
+    files = counted_photos(files, args.photos, args.held_out)
     qualities = HELD_OUT_QUALITIES if args.held_out else QUALITIES
 
     analyses, syntheses = [], []

@@ -35,10 +35,11 @@ TARGETS_AT = (25.6, 41.9, 58.1, 74.4, 89.4)  # as in ratecontrol_counts.py: diff
 def photos(n: int) -> list[Path]:
     """n training photos spread evenly over the set (both of its sources), less those other
     rate-control benchmarks measure."""
+    from _ratecontrol import counted_photos
     from ratecontrol_speed import IMAGES
 
     files = list_images(TRAIN)
-    counted = set(files[:: len(files) // 12][:12])
+    counted = set(counted_photos(files))
     files = [f for f in files[3:] if f not in counted and f.name not in {i.name for i in IMAGES}]
     return [files[i] for i in np.linspace(0, len(files) - 1, n).round().astype(int)]
 
