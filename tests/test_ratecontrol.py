@@ -158,11 +158,11 @@ def test_a_best_in_a_step_has_its_step_tried_to_the_end_before_g_a_runs_again(sh
 
 
 def test_a_target_within_the_first_runs_reach_takes_its_latents(shipped, monkeypatch):
-    """From 60 up a run's latents serve 10 qualities (ratecontrol.REACH): a target at 70.35
-    needs only the first run, at 65, and the file is the encode at its quality with the latents
-    made for 65, not the plain encode (which takes 70's)."""
+    """From 70 up a run's latents serve 15 qualities (ratecontrol.REACH): a target at 77.35
+    needs only the first run, at 70, and the file is the encode at its quality with the latents
+    made for 70, not the plain encode (which takes 75's)."""
     img = photo(160, 224)
-    target = psnr_at(img, 70.35, shipped)
+    target = psnr_at(img, 77.35, shipped)
     analyses, _ = _counting(monkeypatch)
     result = ratecontrol.encode_to_target(img, ratecontrol.Target("psnr", target), shipped)
     assert analyses == [ratecontrol.START["psnr"]] and result.latents_for == ratecontrol.START["psnr"]
@@ -176,9 +176,10 @@ def test_a_target_within_the_first_runs_reach_takes_its_latents(shipped, monkeyp
 
 def test_a_psnr_target_just_past_a_steps_edge_tries_the_steps_bottom_before_the_step_below(shipped, monkeypatch):
     """PSNR is least at the bottom of a step and jumps at its edge. Started from START (as for a
-    target the JPEG PSNRs put at 60 or above), g_a runs for step 30; 30.89, 30.12 and 30.01 fit,
-    and the curve's answer lies below 30: 30.0 is tried next, exact without a run, and it fits.
-    No quality below 30 is decoded but the first run's estimate."""
+    target the JPEG PSNRs put at 60 or above), g_a runs for step 30; 30.59, 30.49 and 30.17 fit,
+    but on this synthetic photo PSNR falls there as the quality rises, so the curve's answer
+    (27.3, from the flattest slope taken) is not trusted: 30.0 is tried next, exact without a
+    run, and it fits. No quality below 30 is decoded but the first run's estimate."""
     img = photo(160, 224)
     target = psnr_at(img, 30.0, shipped)
     monkeypatch.setattr(ratecontrol, "FORESIGHT_BELOW", 0.0)
@@ -206,10 +207,10 @@ def test_a_psnr_target_near_the_top_is_found_in_few_tries(shipped, monkeypatch):
     follow the typical curve's flattening, a try CLOSE below the best that fits sends the next
     one twice as far, and the end of the best's step is tried before g_a runs for the step
     below. On the whole sample photo, a target from quality 80.35 took 3 runs of g_a and 16
-    decodes with none of these, then 2 and 8; now 2 and 7 (aec-16: 6): the second run is for 75, which has
-    the estimate (80) well inside its reach (ratecontrol.REACH)."""
+    decodes with none of these, then 2 and 8, and 2 and 7 with the first run at 65 (the second
+    for 75). The first run is now at 70, which reaches 85 (ratecontrol.REACH): 1 and 8."""
     _, analyses, syntheses = _whole_photo_search(shipped, monkeypatch, 80.35)
-    assert analyses == [ratecontrol.START["psnr"], 75.0] and len(syntheses) <= 8
+    assert analyses == [ratecontrol.START["psnr"]] and len(syntheses) <= 8
 
 
 @pytest.mark.shipped
