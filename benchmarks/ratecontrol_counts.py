@@ -36,7 +36,8 @@ def closer_fits(rgb, result, kind: str, value: float, model) -> bool:
     """Whether the file 0.1 of a quality closer to the end that fits less (lower for PSNR,
     higher for a size) also meets the target: the search promises it does not, and near the
     top, where PSNR wavers by more than it rises over 0.1, it sometimes does. That file takes
-    the result's latents where they reach it (ratecontrol.REACH), as the search would."""
+    the result's latents where they reach it (ratecontrol.REACH), else its own step's, as a
+    plain encode (the search may have tried it with another run's)."""
     from _ratecontrol import decoded_psnr
 
     from aecompress import codec
