@@ -32,26 +32,6 @@ QUALITIES = (25.6, 41.9, 58.1, 74.4, 89.4)
 HELD_OUT_QUALITIES = (22.3, 33.8, 47.2, 63.7, 81.1)
 
 
-def closer_fits(rgb, result, kind: str, value: float, model) -> bool:
-    """Whether the file 0.1 of a quality closer to the end that fits less (lower for PSNR,
-    higher for a size) also meets the target: the search promises it does not, and near the
-    top, where PSNR wavers by more than it rises over 0.1, it sometimes does. That file takes
-    the result's latents where they reach it (ratecontrol.REACH), else its own step's, as a
-    plain encode (the search may have tried it with another run's)."""
-    from _ratecontrol import decoded_psnr
-
-    from aecompress import codec
-
-    q = result.quality
-    if (q <= 1.0) if kind == "psnr" else (q >= 100.0):
-        return False
-    near = round(q - 0.1 if kind == "psnr" else q + 0.1, 2)
-    latents_for = getattr(result, "latents_for", None)  # an older ratecontrol.py gives none
-    taking = latents_for if latents_for is not None and near >= latents_for else None
-    data = codec.encode(rgb, near, model=model, latents_for=taking)
-    return decoded_psnr(rgb, data, model) >= value if kind == "psnr" else len(data) <= value
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--kind", choices=("psnr", "size"), default="psnr")
@@ -64,7 +44,7 @@ def main() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # steadier times beside other work
 
     import numpy as np
-    from _ratecontrol import counted_photos, decoded_psnr, ratecontrol_module
+    from _ratecontrol import closer_fits, counted_photos, decoded_psnr, ratecontrol_module
     from PIL import Image
 
     from aecompress import codec, zoo

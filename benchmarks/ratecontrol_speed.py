@@ -44,7 +44,7 @@ def main() -> None:
         os.environ[var] = str(args.threads)
 
     import numpy as np
-    from _ratecontrol import decoded_psnr, ratecontrol_module
+    from _ratecontrol import closer_fits, decoded_psnr, ratecontrol_module
     from PIL import Image
 
     from aecompress import codec, zoo
@@ -78,13 +78,7 @@ def main() -> None:
                 plain.append(timed(lambda: codec.encode(rgb, result.quality, model=model))[1])
             q = result.quality
             latents_for = getattr(result, "latents_for", None)  # an older ratecontrol.py gives none
-            near = min(q + 0.1, 100) if kind != "psnr" else max(q - 0.1, 1)
-            taking = latents_for if latents_for is not None and near >= latents_for else None
-            better = codec.encode(rgb, near, model=model, latents_for=taking)
-            if kind == "psnr":
-                better_fits = q > 1 and decoded_psnr(rgb, better, model) >= value
-            else:
-                better_fits = q < 100 and len(better) <= (value if kind == "size" else value * rgb.size / 3 / 8)
+            better_fits = closer_fits(rgb, result, kind, value, model)
             row = {"image": path.name, "pixels": rgb.shape[0] * rgb.shape[1], "target": name,
                    "value": round(value, 4), "from_quality": at, "quality": q, "reached": result.reached,
                    "identical": result.data == codec.encode(rgb, q, model=model, latents_for=latents_for),
