@@ -191,6 +191,29 @@ def test_a_psnr_target_just_past_a_steps_edge_tries_the_steps_bottom_before_the_
     assert min(syntheses[2:]) == 30.0  # the decodes after the first run's two
 
 
+def test_a_best_just_above_its_steps_bottom_is_final_only_once_the_bottom_was_tried(shipped, monkeypatch):
+    """PSNR wavers on small images (ratecontrol.WAVER). On this curve, rising 0.15 dB per quality,
+    the bottom of step 40 meets the target, the qualities above it up to 40.42 fall short by a
+    few hundredths of a dB, and those above meet it: a miss CLOSE below a best near 40.45 proves
+    nothing. The bottom is tried before the search ends, and the file takes it."""
+    img = photo(64, 96)
+    target = 35.0
+
+    def curve(runs, q: float) -> float:
+        store = runs._store(q)
+        store["psnr", q] = target + 0.15 * (q - 40.0) - (0.05 if 40.0 < q < 40.42 else 0.0)
+        return store["psnr", q]
+
+    monkeypatch.setattr(ratecontrol._Runs, "psnr", curve)
+    monkeypatch.setattr(ratecontrol, "FORESIGHT_BELOW", 0.0)  # from START, not from this photo's JPEGs
+    tries = []
+    fits = ratecontrol._Runs.psnr
+    monkeypatch.setattr(ratecontrol._Runs, "psnr", lambda runs, q: tries.append(q) or fits(runs, q))
+    result = ratecontrol.encode_to_target(img, ratecontrol.Target("psnr", target), shipped)
+    assert result.reached and result.quality == 40.0 and result.latents_for == 40.0
+    assert any(40.0 < q < 40.42 for q in tries)  # the waver was met on the way
+
+
 def test_secant_steps_for_psnr_reach_further_towards_the_flat_top():
     """Along the PSNR axis the same rise takes more quality where photos' PSNR rises slowly, and
     the axis maps back to the quality it came from."""
