@@ -117,26 +117,27 @@ FIRST_EVALS = {"size": 2, "psnr": 1}
 LATER_EVALS = {"size": 1, "psnr": 0}
 # Where a PSNR search starts. How hard a photo is to code moves its whole PSNR curve up or down,
 # and Pillow's JPEG at two qualities (about 30 ms on the sample photo) measures that: the default
-# model's (aec-18's) PSNR at each step is about a + b * PSNR(JPEG 30) + c * PSNR(JPEG 60), least
+# model's (aec-20's) PSNR at each step is about a + b * PSNR(JPEG 30) + c * PSNR(JPEG 60), least
 # squares over 48 training photos (benchmarks/ratecontrol_start.py, results/ratecontrol_start.json).
 # Left out of the fit, a photo's foreseen quality for a target from 25.6 is off by a standard
-# deviation of 1.55 qualities, from 41.9 by 2.09 (in the answer's step for 71% and 81%); from
-# 58.1 up, where curves flatten, by 12.7 or more. Below FORESIGHT_BELOW the first try is the
-# foreseen quality itself; above, the search starts at START. On the 60 targets of
-# ratecontrol_counts.py (aec-18): g_a 126 -> 96 and g_s 359 -> 309 with a first try at the bottom
-# of the foreseen step, the foreseen curve moved through its exact PSNR there giving the next
-# (below 55: 101 and 312; below 70: 98 and 307). With the first try at the foreseen quality, a
-# margin past the estimate when coming down from a fit (`placed`) and BOTTOM: g_a 97, g_s 293;
-# on the 60 held-out targets (ratecontrol_counts.py --held-out), g_a 105 -> 104, g_s 313 -> 302.
+# deviation of 1.54 qualities, from 41.9 by 2.14 (in the answer's step for 73% and 79%); from
+# 58.1 up, where curves flatten, by 13.2 or more (aec-18's fit: 1.55 and 2.09, 71% and 81%, 12.7).
+# Below FORESIGHT_BELOW the first try is the foreseen quality itself; above, the search starts at
+# START. On the 60 targets of ratecontrol_counts.py (aec-18): g_a 126 -> 96 and g_s 359 -> 309
+# with a first try at the bottom of the foreseen step, the foreseen curve moved through its exact
+# PSNR there giving the next (below 55: 101 and 312; below 70: 98 and 307). With the first try
+# at the foreseen quality, a margin past the estimate when coming down from a fit (`placed`) and
+# BOTTOM: g_a 97, g_s 293; on the 60 held-out targets (ratecontrol_counts.py --held-out), g_a
+# 105 -> 104, g_s 313 -> 302.
 JPEG_QUALITIES = (30, 60)
 FORESIGHT = (  # (step, a, b, c)
-    (1, 2.388, 2.2771, -1.4393), (5, 2.031, 2.2283, -1.3664), (10, 1.604, 2.1043, -1.2155),
-    (15, 2.192, 1.7222, -0.8529), (20, 2.720, 1.5839, -0.7144), (25, 3.464, 1.3668, -0.5063),
-    (30, 4.529, 1.2154, -0.3632), (35, 4.867, 1.2631, -0.3848), (40, 4.526, 1.3775, -0.4468),
-    (45, 3.620, 1.5069, -0.5077), (50, 2.017, 1.6206, -0.5357), (55, 0.289, 1.6874, -0.5214),
-    (60, -1.315, 1.7281, -0.4921), (65, -2.656, 1.7742, -0.4796), (70, -3.834, 1.8054, -0.4616),
-    (75, -4.736, 1.8243, -0.4438), (80, -5.425, 1.8401, -0.4319), (85, -5.979, 1.8433, -0.4140),
-    (90, -6.317, 1.8527, -0.4096), (95, -6.620, 1.8597, -0.4048), (100, -6.802, 1.8633, -0.4012),
+    (1, 2.472, 2.2786, -1.4417), (5, 1.951, 2.2211, -1.3553), (10, 1.649, 2.0778, -1.1906),
+    (15, 2.187, 1.6756, -0.8067), (20, 2.716, 1.5399, -0.6708), (25, 3.457, 1.3331, -0.4725),
+    (30, 4.586, 1.1696, -0.3204), (35, 4.807, 1.2271, -0.3467), (40, 4.442, 1.3678, -0.4319),
+    (45, 3.374, 1.5193, -0.5077), (50, 1.704, 1.6242, -0.5257), (55, -0.013, 1.7040, -0.5243),
+    (60, -1.554, 1.7511, -0.5033), (65, -2.938, 1.7871, -0.4803), (70, -4.023, 1.8197, -0.4668),
+    (75, -4.938, 1.8387, -0.4488), (80, -5.647, 1.8525, -0.4344), (85, -6.212, 1.8640, -0.4238),
+    (90, -6.519, 1.8735, -0.4206), (95, -6.792, 1.8800, -0.4163), (100, -6.999, 1.8831, -0.4115),
 )
 FORESIGHT_BELOW = 60.0
 # A PSNR search tries the bottom of the best one's run before a quality of a lower step less than
