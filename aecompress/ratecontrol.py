@@ -456,8 +456,8 @@ def encode_to_target(image: Image.Image | np.ndarray, target: Target,
         else:
             miss = q if miss is None or (q - miss) * side > 0 else miss
         if best is not None and miss is not None and abs(miss - best) <= CLOSE + 0.005:
-            lowest = runs.step(best)
-            if psnr and lowest is not None and lowest not in tried and best - lowest <= WAVER:
+            lowest = runs.step(best)  # a step's bottom, where the model's latents follow the quality
+            if psnr and m.config.quality_conditioned and lowest not in tried and best - lowest <= WAVER:
                 q = lowest  # the bottom too: see WAVER
                 continue
             break  # no quality more than CLOSE better fits
