@@ -74,7 +74,7 @@ def main() -> None:
             analyses.clear(), syntheses.clear()
             result = ratecontrol.encode_to_target(rgb, ratecontrol.Target(args.kind, value), model)
             row = {"photo": path.name, "from_quality": at, "target": value, "quality": result.quality,
-                   "reached": result.reached, "g_a": len(analyses), "g_s": len(syntheses),
+                   "bytes": len(result.data), "reached": result.reached, "g_a": len(analyses), "g_s": len(syntheses),
                    "closer_fits": closer_fits(rgb, result, args.kind, value, model)}
             rows.append(row)
             print(f"{path.name:28} {value:9g} -> q {result.quality:6.2f}  g_a {row['g_a']}  g_s {row['g_s']}"
