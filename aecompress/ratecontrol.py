@@ -94,7 +94,9 @@ REFINE = 0.1  # secant steps stop when they move by no more than this
 # smooth curve's answer just below an edge is most often at the edge or past it, and the first
 # try goes there, to the bottom of the step above, when the answer is within EDGE of it. On 48
 # PSNR targets 0.37 above an edge (12 training photos): g_a 108 -> 103, g_s 303 -> 283; on the
-# 60 of benchmarks/ratecontrol_counts.py, g_s 368 -> 366.
+# 60 of benchmarks/ratecontrol_counts.py, g_s 368 -> 366. A foreseen first try (FORESIGHT) so
+# moved, from within 1.0 of the edge: g_a 88 -> 88 and held out 95 -> 98, g_s 291 -> 289 and
+# 295 -> 290 (aec-20); from within 0.5, g_a 88 -> 90. Not taken.
 EDGE = 0.5
 # How far above its step a run's latents serve: a plain encode's reach 5, to the next step.
 # Latents made for a step below, gained for the quality, against the plain encode: the change in
